@@ -1,0 +1,96 @@
+"""Host readings through psutil: CPU, memory, swap, free disk space.
+
+psutil reads procfs through ``psutil.PROCFS_PATH``, which follows
+``[host] procfs_root``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from ..metrics import Sample, declare
+from . import Collector, TickContext, register
+
+CPU = declare("cpu_utilization_percent", "percent", "CPU time in use across all cores since the last tick.")
+MEM_USED = declare("memory_used_bytes", "bytes", "Memory in use (total minus available).")
+MEM_AVAILABLE = declare("memory_available_bytes", "bytes", "Memory available to new processes without swapping.")
+MEM_TOTAL = declare("memory_total_bytes", "bytes", "Physical memory.")
+SWAP_USED = declare("swap_used_bytes", "bytes", "Swap in use.")
+DISK_FREE = declare("disk_free_bytes", "bytes", "Free space on the file system holding the path, for unprivileged users.",
+                    ("path",))
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the file system holding ``path`` (walks up while st_dev stays)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    dev = os.stat(path).st_dev
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path or os.stat(parent).st_dev != dev:
+            return path
+        path = parent
+
+
+def watched_paths(config) -> list[str]:
+    """The store's directory, each backend log's directory, and [host] disk_paths."""
+    from ..paths import store_path
+    paths = [os.path.dirname(store_path(config))]
+    rtf = config.sections.get("rtf")
+    if rtf is not None:
+        paths += [os.path.dirname(p) for p in rtf.get("logs", [])]
+    return paths + list(config.host.disk_paths)
+
+
+@register
+class HostCollector(Collector):
+    name = "host"
+    metrics = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE)
+
+    def setup(self):
+        import psutil
+        psutil.PROCFS_PATH = self.config.host.procfs_root
+        self._psutil = psutil
+        psutil.cpu_percent(interval=None)  # primes the counter: the first reading is since this call
+        import time
+        self._primed_at = time.monotonic()
+        self._mounts: list[str] | None = None
+        return None
+
+    def _discover_mounts(self) -> list[str]:
+        mounts = []
+        for p in watched_paths(self.config):
+            try:
+                m = mount_point(p)
+            except OSError:
+                continue
+            if m not in mounts:
+                mounts.append(m)
+        return mounts
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        ps = self._psutil
+        import time
+        # A reading over a few microseconds is noise (``run --once`` right after setup): take 0.1 s.
+        short = 0.1 - (time.monotonic() - self._primed_at)
+        out = [Sample(CPU, ps.cpu_percent(interval=short if short > 0 else None))]
+        vm = ps.virtual_memory()
+        out += [Sample(MEM_USED, float(vm.total - vm.available)), Sample(MEM_AVAILABLE, float(vm.available)),
+                Sample(MEM_TOTAL, float(vm.total)), Sample(SWAP_USED, float(ps.swap_memory().used))]
+        if self._mounts is None:
+            self._mounts = self._discover_mounts()
+        for m in self._mounts:
+            try:
+                out.append(Sample(DISK_FREE, _free(m), {"path": m}))
+            except OSError:
+                self._mounts = None  # re-discover next tick; this path is absent for this one
+        return out
+
+
+def _free(path: str) -> float:
+    st = os.statvfs(path)
+    return float(st.f_bavail * st.f_frsize)

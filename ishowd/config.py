@@ -1,0 +1,333 @@
+"""Configuration: TOML, validated against a schema that modules extend.
+
+Each part of ishowd declares the keys it reads with ``section()`` (or
+``table_array()`` for ``[[alerts.rules]]``-style lists) next to the code that
+uses them, so adding a capability never means editing a central list. A bad
+file fails at start with ``ConfigError``: the file, the key, what was
+expected and what was found; the programs turn it into exit code 78.
+
+Lookup order (docs/interface.md): ``--config PATH``, ``$ISHOWD_CONFIG``,
+``/etc/ishowd/ishowd.toml`` when it exists, else built-in defaults that work
+unprivileged on a plain machine.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+EX_CONFIG = 78
+SYSTEM_CONFIG = Path("/etc/ishowd/ishowd.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator who has to fix it."""
+
+    def __init__(self, file: str, key: str, expected: str, got: Any = None, *, detail: str = ""):
+        self.file, self.key, self.expected, self.got = file, key, expected, got
+        msg = f"{file}: {key}: " if key else f"{file}: "
+        msg += detail or f"expected {expected}"
+        if got is not None and not detail:
+            msg += f", got {got!r}"
+        super().__init__(msg)
+
+
+# --- durations ---------------------------------------------------------------
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '24h', '7d', '4w', '1h30m' -> seconds. Raises ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"not a duration: {text!r}")
+    s = text.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s):
+        raise ValueError(f"not a duration: {text!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+# --- the schema ----------------------------------------------------------------
+
+DURATION_HINT = "a duration such as 90s, 10m, 24h, 7d or 4w"
+
+
+@dataclass
+class Key:
+    """One config key: its type, its default and a line for `etc/ishowd.toml`."""
+    kind: str                      # str path duration int float bool strlist pathlist argv table listen any
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()
+    min: Optional[float] = None
+    required: bool = False
+    check: Optional[Callable[[Any], Optional[str]]] = None  # returns an error text or None
+
+    def expected(self) -> str:
+        base = {
+            "str": "a string", "path": "a file path (string)", "duration": DURATION_HINT,
+            "int": "an integer", "float": "a number", "bool": "true or false",
+            "strlist": "a list of strings", "pathlist": "a list of file paths",
+            "argv": "a non-empty list of strings (argv, run without a shell)",
+            "table": "a table", "listen": 'an address such as "127.0.0.1:9733" (or "" for off)',
+            "any": "a value",
+        }[self.kind]
+        if self.choices:
+            base = "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.min is not None:
+            base += f" of at least {self.min:g}" if self.kind != "duration" else f" of at least {format_duration(self.min)}"
+        return base
+
+
+SECTIONS: dict[str, dict[str, Key]] = {}
+TABLE_ARRAYS: dict[str, dict[str, Key]] = {}
+# Checks that look across keys or sections; each gets the Config and raises ConfigError.
+CROSS_CHECKS: list[Callable[["Config"], None]] = []
+
+
+def section(name: str, keys: dict[str, Key]) -> None:
+    """Declare (or extend) the keys of ``[name]``."""
+    SECTIONS.setdefault(name, {}).update(keys)
+
+
+def table_array(name: str, keys: dict[str, Key]) -> None:
+    """Declare an array of tables such as ``[[alerts.rules]]`` (name ``alerts.rules``)."""
+    TABLE_ARRAYS.setdefault(name, {}).update(keys)
+
+
+def _convert(key: Key, value: Any, where: str, file: str) -> Any:
+    def bad():
+        return ConfigError(file, where, key.expected(), value)
+
+    k = key.kind
+    if k == "any":
+        return value
+    if k in ("str", "path"):
+        if not isinstance(value, str):
+            raise bad()
+        if k == "path" and value and not value.strip():
+            raise bad()
+        out = value
+    elif k == "duration":
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise bad()
+        try:
+            out = parse_duration(value)
+        except ValueError:
+            raise bad() from None
+    elif k == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+        out = value
+    elif k == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        out = float(value)
+    elif k == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        out = value
+    elif k in ("strlist", "pathlist", "argv"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad()
+        if k == "argv" and (not value or not value[0]):
+            raise bad()
+        out = list(value)
+    elif k == "table":
+        if not isinstance(value, dict):
+            raise bad()
+        out = dict(value)
+    elif k == "listen":
+        if not isinstance(value, str):
+            raise bad()
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):\d{1,5}", value):
+            raise bad()
+        out = value
+    else:  # pragma: no cover - a schema bug
+        raise AssertionError(k)
+    if key.choices and out not in key.choices:
+        raise bad()
+    if key.min is not None and out < key.min:
+        raise bad()
+    if key.check is not None:
+        problem = key.check(out)
+        if problem:
+            raise ConfigError(file, where, problem, value)
+    return out
+
+
+class Section(dict):
+    """A config section: a dict that also reads as attributes (``cfg.sampling.interval``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class Config:
+    source: str                          # the file it came from, or "<built-in defaults>"
+    sections: dict[str, Section] = field(default_factory=dict)
+    arrays: dict[str, list[Section]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Section:
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def array(self, name: str) -> list[Section]:
+        return self.arrays.get(name, [])
+
+
+def _defaults_text() -> str:
+    return (Path(__file__).parent / "defaults.toml").read_text(encoding="utf-8")
+
+
+def build(data: dict, file: str) -> Config:
+    """Validate parsed TOML ``data`` against the schema and fill in defaults."""
+    _ensure_schema()
+    cfg = Config(source=file)
+    if not isinstance(data, dict):  # pragma: no cover - tomllib always returns a dict
+        raise ConfigError(file, "", "a TOML document")
+    array_roots = {n.split(".")[0] for n in TABLE_ARRAYS}
+    for name, value in data.items():
+        if name not in SECTIONS and name not in array_roots:
+            known = ", ".join(sorted(set(SECTIONS) | array_roots))
+            raise ConfigError(file, f"[{name}]", f"a known section ({known})",
+                              detail=f"unknown section (known: {known})")
+        if not isinstance(value, dict):
+            raise ConfigError(file, name, "a table such as [" + name + "]", value)
+    for name, keys in SECTIONS.items():
+        given = dict(data.get(name, {}))
+        # array-of-table children such as alerts.rules are handled below
+        for arr in TABLE_ARRAYS:
+            root, _, child = arr.partition(".")
+            if root == name:
+                given.pop(child, None)
+        sec = Section()
+        for key_name, value in given.items():
+            if key_name not in keys:
+                known = ", ".join(sorted(keys)) or "none"
+                raise ConfigError(file, f"[{name}] {key_name}", "",
+                                  detail=f"unknown key (known keys of [{name}]: {known})")
+            sec[key_name] = _convert(keys[key_name], value, f"[{name}] {key_name}", file)
+        for key_name, key in keys.items():
+            if key_name not in sec:
+                if key.required:
+                    raise ConfigError(file, f"[{name}] {key_name}", key.expected(), detail="missing; expected " + key.expected())
+                sec[key_name] = _convert(key, key.default, f"[{name}] {key_name}", file) if key.default is not None else None
+        cfg.sections[name] = sec
+    for arr, keys in TABLE_ARRAYS.items():
+        root, _, child = arr.partition(".")
+        items = data.get(root, {}).get(child) if child else data.get(root)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ConfigError(file, f"[[{arr}]]", "an array of tables written as [[" + arr + "]]", items)
+        out = []
+        for index, item in enumerate(items):
+            label = item.get("name") if isinstance(item.get("name"), str) else f"#{index + 1}"
+            where = f"[[{arr}]] {label}"
+            sec = Section()
+            for key_name, value in item.items():
+                if key_name not in keys:
+                    known = ", ".join(sorted(keys))
+                    raise ConfigError(file, f"{where}: {key_name}", "",
+                                      detail=f"unknown key (known keys: {known})")
+                sec[key_name] = _convert(keys[key_name], value, f"{where}: {key_name}", file)
+            for key_name, key in keys.items():
+                if key_name not in sec:
+                    if key.required:
+                        raise ConfigError(file, f"{where}: {key_name}", key.expected(),
+                                          detail="missing; expected " + key.expected())
+                    sec[key_name] = key.default
+            out.append(sec)
+        cfg.arrays[arr] = out
+    for check in CROSS_CHECKS:
+        check(cfg)
+    return cfg
+
+
+def loads(text: str, file: str = "<string>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", "valid TOML", detail=f"not valid TOML: {exc}") from None
+    return build(data, file)
+
+
+def resolve_path(explicit: Optional[str]) -> Optional[Path]:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("ISHOWD_CONFIG")
+    if env:
+        return Path(env)
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return None
+
+
+def load(explicit: Optional[str] = None) -> Config:
+    """Find and load the configuration (see the module docstring for the order)."""
+    path = resolve_path(explicit)
+    if path is None:
+        return loads(_defaults_text(), "<built-in defaults>")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), "", "a readable file", detail=f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "UTF-8 text", detail="not UTF-8 text") from None
+    return loads(text, str(path))
+
+
+def default_state_dir() -> Path:
+    """Where the store lives without a config: systemd's STATE_DIRECTORY, else XDG state."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "ishowd"
+
+
+_schema_loaded = False
+
+
+def _ensure_schema() -> None:
+    """Import the modules that declare config sections (cheap, import-light modules)."""
+    global _schema_loaded
+    if _schema_loaded:
+        return
+    _schema_loaded = True
+    from . import settings  # noqa: F401  (declares the core sections)
+    from .collectors import load_all
+    load_all()

@@ -1,0 +1,83 @@
+"""Schema versions: which revisions this code knows, and applying them.
+
+Checking the version needs only ``sqlite3`` (fast, for the CLI); applying
+migrations imports Alembic, which only happens when one is pending.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from .errors import SchemaTooNew, StoreError
+
+_REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+
+def migrations_dir() -> Path:
+    """The Alembic tree: ``ishowd.migrations`` in a wheel, ``migrations/`` in a checkout."""
+    try:
+        from importlib.resources import files
+        path = Path(str(files("ishowd.migrations")))
+        if (path / "env.py").exists():
+            return path
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "migrations"
+
+
+def known_revisions() -> list[str]:
+    """Revision ids in order; files are named ``NNNN_slug.py`` with ``revision = "NNNN"``."""
+    names = sorted(p.name for p in (migrations_dir() / "versions").iterdir())
+    return [m.group(1) for m in map(_REVISION_FILE.match, names) if m]
+
+
+def head() -> str:
+    return known_revisions()[-1]
+
+
+def current_revision(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> str | None:
+    """Refuse a store written by a newer ishowd; return its revision (None: empty)."""
+    rev = current_revision(conn)
+    if rev is not None and rev not in known_revisions():
+        raise SchemaTooNew(
+            f"{path}: the store's schema (revision {rev}) is newer than this ishowd knows "
+            f"(up to {head()}); upgrade ishowd, or point [storage] path at another file. "
+            "The store was not touched.")
+    return rev
+
+
+def upgrade(path: str) -> tuple[str | None, str]:
+    """Bring the store at ``path`` to the head revision. Returns (before, after)."""
+    probe = sqlite3.connect(path)
+    try:
+        before = check_version(probe, path)
+    finally:
+        probe.close()
+    target = head()
+    if before == target:
+        return before, target
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from .writer import make_engine
+
+    engine = make_engine(path)
+    try:
+        with engine.begin() as conn:
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", str(migrations_dir()))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except Exception as exc:  # an Alembic/SQL failure is a store problem for the operator
+        raise StoreError(f"{path}: migration failed: {exc}") from exc
+    finally:
+        engine.dispose()
+    return before, target

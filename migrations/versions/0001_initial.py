@@ -1,0 +1,60 @@
+"""The initial store: series, the raw head, sealed chunks, hourly rollups.
+
+Revision ID: 0001
+Revises:
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "series",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("labels", sa.Text, nullable=False, server_default=""),
+        sa.UniqueConstraint("name", "labels", name="uq_series_name_labels"),
+    )
+    op.create_table(
+        "samples",
+        sa.Column("ts", sa.BigInteger, nullable=False),
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("ts", "series_id", name="pk_samples"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "chunks",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("start_ts", sa.BigInteger, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.UniqueConstraint("series_id", "kind", "start_ts", name="uq_chunks_series_kind_start"),
+    )
+    op.create_index("ix_chunks_kind_start", "chunks", ["kind", "start_ts"])
+    op.create_table(
+        "rollup_hour",
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("ts", sa.BigInteger, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("min", sa.Float, nullable=False),
+        sa.Column("max", sa.Float, nullable=False),
+        sa.Column("sum", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("series_id", "ts", name="pk_rollup_hour"),
+        sqlite_with_rowid=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rollup_hour")
+    op.drop_index("ix_chunks_kind_start", "chunks")
+    op.drop_table("chunks")
+    op.drop_table("samples")
+    op.drop_table("series")
