@@ -329,5 +329,5 @@ def _ensure_schema() -> None:
         return
     _schema_loaded = True
     from . import settings  # noqa: F401  (declares the core sections)
-    from .collectors import load_all
-    load_all()
+    from .metrics import load_declarations
+    load_declarations()

@@ -59,8 +59,16 @@ def declare(name: str, unit: str, help: str, labels: Iterable[str] = (), *,
     return metric
 
 
+def load_declarations() -> dict[str, Metric]:
+    """Import every module that declares metrics (collectors, tasks); returns the registry."""
+    from . import collectors, tasks
+    collectors.load_all()
+    tasks.load_all()
+    return REGISTRY
+
+
 def get(name: str) -> Metric | None:
-    return REGISTRY.get(name)
+    return load_declarations().get(name)
 
 
 @dataclass(frozen=True)

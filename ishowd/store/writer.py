@@ -13,6 +13,7 @@ checkpoint fsyncs. Readers never block this writer.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -57,7 +58,10 @@ class Store:
 
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        upgrade(self.path)
+        before, after = upgrade(self.path)
+        if before != after:
+            logging.getLogger("ishowd.store").info("%s: schema upgraded from %s to %s", self.path,
+                                                   before or "empty", after)
         self.raw_retention = raw_retention
         self.minute_retention = minute_retention
         self.hour_retention = hour_retention

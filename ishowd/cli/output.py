@@ -1,0 +1,93 @@
+"""The one place output formats live: a table for people, ``--json`` and ``--csv`` for scripts."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import click
+
+
+def output_options(csv_ok: bool = True) -> Callable:
+    """Add ``--json`` (and ``--csv``) to a command; the command calls ``emit``."""
+    def decorate(f: Callable) -> Callable:
+        if csv_ok:
+            f = click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header row first).")(f)
+        f = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+        return f
+    return decorate
+
+
+def iso(ts: float | None) -> str | None:
+    """Timestamps in JSON/CSV: ISO 8601 with an offset (UTC)."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.isoformat(timespec="microseconds" if ts % 1 else "seconds")
+
+
+def local_time(ts: float | None) -> str:
+    """Timestamps in tables: the operator's local time, to the second."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Column:
+    def __init__(self, key: str, header: str | None = None, fmt: Callable[[Any, dict], str] | None = None):
+        self.key, self.header, self.fmt = key, header or key, fmt
+
+
+def emit(rows: Sequence[dict], columns: Sequence[Column], *, as_json: bool = False, as_csv: bool = False,
+         json_value: Any = None, empty: str = "(nothing to show)") -> None:
+    """Print ``rows``: JSON (``json_value`` if given, else the rows), CSV, or a table."""
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be used together")
+    if as_json:
+        if json_value is None:  # keys starting with "_" are for the table only
+            json_value = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        click.echo(json.dumps(json_value, ensure_ascii=False, indent=2,
+                              allow_nan=False, default=_json_default))
+        return
+    if as_csv:
+        keys = [c.key for c in columns]
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([_csv_cell(r.get(k)) for k in keys])
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    from tabulate import tabulate
+    table = [[c.fmt(r.get(c.key), r) if c.fmt else _cell(r.get(c.key)) for c in columns] for r in rows]
+    click.echo(tabulate(table, headers=[c.header for c in columns], disable_numparse=True))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in v.items()) or "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _csv_cell(v: Any) -> Any:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in v.items())
+    return "" if v is None else v
+
+
+def _json_default(o: Any) -> Any:
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def finite(v: float | None) -> float | None:
+    """JSON has no NaN/inf: such values become null."""
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return v

@@ -1,0 +1,147 @@
+"""``ishowctl status``: the latest reading of every metric, grouped by source.
+
+Other parts add to the view through ``@provider`` (the GPU lock line, the
+RTF summary, active alerts): a provider gets the ``StatusView`` and fills in
+its JSON key and its lines of text.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import click
+
+from . import cli, pass_app
+from .output import finite, iso
+
+
+@dataclass
+class StatusView:
+    config: object
+    reader: object
+    now: float
+    data: dict
+    latest: list                                     # store.reader.Latest rows shown
+    top: list[str] = field(default_factory=list)     # prominent lines, shown first
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+PROVIDERS: list[Callable[[StatusView], None]] = []
+
+
+def provider(fn: Callable[[StatusView], None]) -> Callable[[StatusView], None]:
+    PROVIDERS.append(fn)
+    return fn
+
+
+GROUP_ORDER = ["gpu", "thermal", "power", "fan", "host", "backend", "rtf", "daemon"]
+
+
+def stale_window(config) -> int:
+    """How old a series' newest sample may be and still count as a current reading."""
+    return int(max(3 * config.sampling.interval, 90))
+
+
+def build(config, reader, now: float) -> StatusView:
+    from ..metrics import REGISTRY
+    from ..paths import store_path
+
+    last = reader.last_ts()
+    latest = reader.latest(last - stale_window(config)) if last is not None else []
+    interval = config.sampling.interval
+    age = None if last is None else max(0.0, now - last)
+    metrics = []
+    for row in latest:
+        m = REGISTRY.get(row.name)
+        metrics.append({"name": row.name, "labels": row.labels, "value": finite(row.value),
+                        "unit": m.unit if m else None, "ts": iso(row.ts)})
+    data = {
+        "host": socket.gethostname(),
+        "generated": iso(int(now)),
+        "daemon": {"store": store_path(config), "interval_seconds": interval, "last_sample": iso(last),
+                   "age_seconds": None if age is None else round(age, 1),
+                   "writing": age is not None and age <= 3 * interval},
+        "metrics": metrics,
+        "alerts": [],
+        "rtf": {"count": 0, "mean": None, "p95": None},
+    }
+    view = StatusView(config, reader, now, data, latest)
+    for fn in PROVIDERS:
+        fn(view)
+    return view
+
+
+def _label_text(labels: dict) -> str:
+    return "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else ""
+
+
+def render(view: StatusView) -> str:
+    from tabulate import tabulate
+
+    from ..metrics import REGISTRY, humanize
+
+    d = view.data["daemon"]
+    out = []
+    if d["last_sample"] is None:
+        head = "no samples yet"
+    else:
+        state = "writing" if d["writing"] else "NOT WRITING (is `ishowd run` up?)"
+        head = f"last sample {d['age_seconds']:.0f}s ago, every {d['interval_seconds']:g}s: {state}"
+    out.append(f"ishowd on {view.data['host']}: {head}")
+    out.append(f"store {d['store']}")
+    if view.top:
+        out.append("")
+        out += view.top
+    groups: dict[str, list] = {}
+    collectors = []
+    for row in view.latest:
+        m = REGISTRY.get(row.name)
+        group = m.group if m else "other"
+        if group == "daemon":
+            collectors.append(row)
+            continue
+        groups.setdefault(group, []).append(
+            [row.name + _label_text(row.labels), humanize(row.value, m.unit if m else "ratio")])
+    for group in sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
+        out.append("")
+        out.append(group.upper())
+        out.append(tabulate(groups[group], tablefmt="plain", disable_numparse=True))
+    for title, lines in view.sections:
+        out.append("")
+        out.append(title.upper())
+        out += lines
+    if collectors:
+        ok, took = {}, {}
+        for row in collectors:
+            name = row.labels.get("collector", "?")
+            if row.name == "ishowd_collector_success":
+                ok[name] = row.value
+            else:
+                took[name] = row.value
+        parts = []
+        for name in sorted(ok):
+            state = "ok" if ok[name] else "FAILED"
+            parts.append(f"{name} {state} ({humanize(took.get(name), 'seconds')})")
+        out.append("")
+        out.append("collectors: " + ", ".join(parts))
+    return "\n".join(out)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the contract's shape).")
+@pass_app
+def status(app, as_json: bool) -> None:
+    """Current readings, GPU lock, recent RTF, active alerts, daemon health."""
+    import json
+
+    reader = app.reader()
+    try:
+        view = build(app.config, reader, time.time())
+    finally:
+        reader.close()
+    if as_json:
+        click.echo(json.dumps(view.data, ensure_ascii=False, indent=2, allow_nan=False))
+    else:
+        click.echo(render(view))

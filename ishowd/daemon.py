@@ -1,0 +1,235 @@
+"""``ishowd``: the daemon systemd runs.
+
+Each tick runs the due collectors (a collector that fails loses its own
+metrics for that tick, never the tick), writes one transaction, seals and
+prunes the store when an hour has passed, then runs the after-tick tasks.
+Other tasks (log ingestion, health probes, maintenance jobs) run on their
+own schedules in the worker pool. SIGTERM/SIGINT finish what is in flight,
+close the store and exit 0.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+import click
+
+from .collectors import COLLECTOR_DURATION, COLLECTOR_SUCCESS, Collector, TickContext
+from .config import EX_CONFIG, Config, ConfigError
+from .metrics import Sample
+
+log = logging.getLogger("ishowd")
+
+
+class Daemon:
+    def __init__(self, config: Config):
+        from . import collectors, tasks
+        from .paths import store_path
+        from .settings import hour_retention_seconds
+        from .store.writer import Store
+
+        self.config = config
+        st = config.storage
+        self.store = Store(store_path(config), raw_retention=st.raw_retention,
+                           minute_retention=st.minute_retention, hour_retention=hour_retention_seconds(config))
+        self.collectors: list[Collector] = []
+        for name, cls in sorted(collectors.load_all().items()):
+            self.collectors.append(cls(config))
+        self.collectors = [c for c in self.collectors if self._setup(c)]
+        self.tasks = []
+        for name, cls in sorted(tasks.load_all().items(), key=lambda kv: (kv[1].order, kv[0])):
+            task = cls(config, self.store)
+            if self._setup(task):
+                self.tasks.append(task)
+        self.ticks = 0
+        self._warned: set[tuple[str, str]] = set()
+        self._tick_lock = threading.Lock()
+
+    def _setup(self, part) -> bool:
+        kind = "collector" if isinstance(part, Collector) else "task"
+        try:
+            reason = part.setup()
+        except Exception as exc:  # a source that cannot start costs only itself
+            log.warning("%s %s: disabled, setup failed: %s", kind, part.name, exc)
+            return False
+        if reason:
+            log.info("%s %s: not on this host (%s)", kind, part.name, reason)
+            return False
+        return True
+
+    def _warn_once(self, who: str, what: str) -> None:
+        if (who, what) not in self._warned:
+            self._warned.add((who, what))
+            log.warning("%s: %s", who, what)
+
+    # --- the tick ------------------------------------------------------------------
+
+    def collect(self, now: float) -> list[Sample]:
+        ctx = TickContext(now=now, config=self.config)
+        batch: list[Sample] = []
+        for c in self.collectors:
+            if self.ticks % c.every:
+                continue
+            start = time.perf_counter()
+            ok = 1.0
+            try:
+                got = list(c.collect(ctx))
+            except Exception as exc:
+                got, ok = [], 0.0
+                self._warn_once(f"collector {c.name}", f"failed: {exc!r} (its metrics are absent until it recovers)")
+            took = time.perf_counter() - start
+            for s in got:
+                if s.metric not in c.metrics or set(s.labels) != set(s.metric.labels) \
+                        or not isinstance(s.value, (int, float)) or not math.isfinite(s.value):
+                    self._warn_once(f"collector {c.name}", f"dropped a malformed sample of {s.metric.name}")
+                    continue
+                batch.append(s)
+            labels = {"collector": c.name}
+            batch.append(Sample(COLLECTOR_DURATION, round(took, 6), labels))
+            batch.append(Sample(COLLECTOR_SUCCESS, ok, labels))
+        return batch
+
+    def tick(self, now: Optional[float] = None) -> int:
+        """Sample, write, maintain, run after-tick tasks. Returns the samples written."""
+        with self._tick_lock:
+            now = time.time() if now is None else now
+            batch = self.collect(now)
+            try:
+                written = self.store.write(now, batch)
+                self.store.maintain(now)
+            except Exception as exc:  # a full disk must not kill the daemon; the next tick retries
+                log.error("writing the tick failed: %s", exc)
+                written = 0
+            self.ticks += 1
+        for task in self.tasks:
+            if task.after_tick:
+                self._run_task(task, now)
+        return written
+
+    def _run_task(self, task, now: Optional[float] = None) -> None:
+        try:
+            task.run(time.time() if now is None else now)
+        except Exception as exc:
+            log.exception("task %s failed: %s", task.name, exc)
+
+    # --- running -------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        self.tick()
+        for task in self.tasks:
+            if not task.after_tick:
+                self._run_task(task)
+
+    def run_forever(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.triggers.cron import CronTrigger
+
+        from .schedule import MonotonicInterval, SteadyScheduler
+
+        interval = self.config.sampling.interval
+        sched = SteadyScheduler(executors={"default": ThreadPoolExecutor(4)}, timezone="UTC",
+                                job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler = sched
+        trigger = MonotonicInterval(interval, first_delay=0)
+
+        def sample_job() -> None:
+            trigger.fired(trigger.slot_now())
+            self.tick()
+
+        sched.add_job(sample_job, trigger, id="sample", name="sample", misfire_grace_time=int(interval) or 1)
+        for task in self.tasks:
+            if task.after_tick:
+                continue
+            every = task.interval()
+            cron = task.cron()
+            if every:
+                t = MonotonicInterval(every, first_delay=min(every, 1.0))
+                sched.add_job(self._task_job(task, t), t, id=task.name, name=task.name,
+                              misfire_grace_time=int(every) or 1)
+            elif cron:
+                sched.add_job(self._run_task, CronTrigger(timezone=cron.pop("timezone", None), **cron),
+                              args=(task,), id=task.name, name=task.name, misfire_grace_time=3600)
+
+        def stop(signum, _frame):
+            log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
+            sched.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("sampling every %gs into %s with %s; tasks: %s", interval, self.store.path,
+                 ", ".join(c.name for c in self.collectors) or "no collectors",
+                 ", ".join(t.name for t in self.tasks) or "none")
+        sched.start()  # returns after request_stop() and the jobs in flight have finished
+
+    def _task_job(self, task, trigger):
+        def job() -> None:
+            trigger.fired(trigger.slot_now())
+            self._run_task(task)
+        return job
+
+    def close(self) -> None:
+        for part in (*self.collectors, *self.tasks):
+            try:
+                part.close()
+            except Exception as exc:
+                log.warning("closing %s: %s", part.name, exc)
+        self.store.close()
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal stamps each line; elsewhere we do.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ishowd")
+def cli() -> None:
+    """ishowd: the iShowTTS monitoring and maintenance daemon."""
+
+
+@cli.command()
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults).")
+@click.option("--once", is_flag=True, help="Take one sample from every collector, run every task once, write, exit.")
+def run(config_path: Optional[str], once: bool) -> None:
+    """Run the daemon in the foreground (what systemd starts)."""
+    from .config import load
+    from .store.errors import StoreError
+
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        click.echo(f"ishowd: configuration error: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+    _setup_logging(config.logging.level)
+    try:
+        daemon = Daemon(config)
+    except StoreError as exc:
+        click.echo(f"ishowd: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    try:
+        if once:
+            daemon.run_once()
+        else:
+            daemon.run_forever()
+    finally:
+        daemon.close()
+    log.info("stopped")
+
+
+def main() -> None:
+    cli(prog_name="ishowd")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

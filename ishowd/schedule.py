@@ -1,0 +1,97 @@
+"""APScheduler 3, used so that a stepping wall clock cannot hurt the sampler.
+
+A Jetson without an RTC battery boots at a stale time and NTP then jumps
+it, maybe by months. Used naively, APScheduler 3's interval trigger then
+computes every missed run time between the old and the new time (a flood
+of work, or a long stall), and after a backward step it sleeps until the
+old schedule comes round again (a hang). Two pieces prevent that:
+
+- ``MonotonicInterval``: fire times come from a grid on the monotonic clock,
+  translated to wall time only when asked. Missed slots are skipped, never
+  replayed; slots never drift; a slot already fired is never fired again.
+- ``SteadyScheduler``: wakes at least every ``watch`` seconds, compares the
+  wall clock with the monotonic clock, and when it has stepped re-anchors
+  every job: interval jobs to their next monotonic slot, calendar (cron)
+  jobs, after a backward step, to their next fire time from the new now.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from threading import TIMEOUT_MAX
+from typing import Callable
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+log = logging.getLogger("ishowd.schedule")
+
+# A wall/monotonic disagreement larger than this is a step, not NTP slewing.
+STEP_TOLERANCE = 2.0
+
+
+class MonotonicInterval(BaseTrigger):
+    """Every ``seconds`` on the monotonic clock, starting one interval from now."""
+
+    def __init__(self, seconds: float, mono: Callable[[], float] = time.monotonic, first_delay: float | None = None):
+        self.seconds = float(seconds)
+        self.mono = mono
+        self.anchor = mono() - self.seconds + (self.seconds if first_delay is None else first_delay)
+        self.last_slot = 0
+
+    def slot_now(self) -> int:
+        """The slot a run starting now belongs to (record it with ``fired``)."""
+        return round((self.mono() - self.anchor) / self.seconds)
+
+    def fired(self, slot: int) -> None:
+        self.last_slot = max(self.last_slot, slot)
+
+    def next_slot(self) -> int:
+        elapsed = self.mono() - self.anchor
+        return max(int(elapsed // self.seconds) + 1, self.last_slot + 1)
+
+    def get_next_fire_time(self, previous_fire_time, now: datetime):
+        delay = self.anchor + self.next_slot() * self.seconds - self.mono()
+        return now + timedelta(seconds=max(delay, 0.0))
+
+    def __str__(self) -> str:
+        return f"every {self.seconds:g}s (monotonic)"
+
+
+class SteadyScheduler(BlockingScheduler):
+    def __init__(self, *args, watch: float = 1.0, wall: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._watch = watch
+        self._wall, self._mono = wall, mono
+        self._offset: float | None = None
+        self._stop_requested = False
+        self.steps = 0
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: the main loop shuts down after the jobs in flight."""
+        self._stop_requested = True
+        self.wakeup()
+
+    def _check_clock(self) -> None:
+        offset = self._wall() - self._mono()
+        previous, self._offset = self._offset, offset
+        if previous is None or abs(offset - previous) <= STEP_TOLERANCE:
+            return
+        step = offset - previous
+        self.steps += 1
+        log.warning("wall clock stepped by %+.0f s; re-anchoring the schedule", step)
+        now = datetime.now(self.timezone)
+        for job in self.get_jobs():
+            if isinstance(job.trigger, MonotonicInterval) or step < 0:
+                job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
+
+    def _process_jobs(self):
+        if self._stop_requested:
+            self._stop_requested = False
+            self.shutdown(wait=True)
+            return None
+        self._check_clock()
+        wait = super()._process_jobs()
+        return min(TIMEOUT_MAX if wait is None else wait, self._watch)

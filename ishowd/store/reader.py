@@ -1,0 +1,170 @@
+"""The CLI's side of the store: read-only, stdlib ``sqlite3``, fast to start.
+
+Opens the file with ``mode=ro``: a reader never writes and never blocks the
+daemon (WAL). The table layout it reads is ``schema.py``'s; the queries are
+all here.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote
+
+from . import codec, rollup
+from .errors import NoStore, StoreError
+from .migrate import check_version
+
+HOUR = 3600
+
+
+@dataclass
+class Series:
+    id: int
+    name: str
+    labels: dict
+
+
+@dataclass
+class Latest:
+    name: str
+    labels: dict
+    ts: int
+    value: float
+
+
+@dataclass
+class Bucket:
+    ts: int
+    labels: dict
+    count: int
+    min: float
+    max: float
+    mean: float
+
+
+class Reader:
+    def __init__(self, path: str):
+        self.path = path
+        if not Path(path).exists():
+            raise NoStore(f"no store at {path}: start the daemon (`ishowd run`) or set [storage] path")
+        try:
+            self.conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True,
+                                        timeout=5)
+            self.conn.execute("PRAGMA query_only=1")
+            rev = check_version(self.conn, path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot read the store: {exc}") from None
+        if rev is None:
+            raise NoStore(f"{path}: the store is empty (the daemon has not written yet)")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- series ---------------------------------------------------------------
+
+    def series(self, name: str | None = None, match: Mapping[str, str] | None = None) -> list[Series]:
+        import json
+        q = "SELECT id, name, labels FROM series" + (" WHERE name = ?" if name else "") + " ORDER BY name, labels"
+        out = []
+        for sid, n, labels in self.conn.execute(q, (name,) if name else ()):
+            lab = json.loads(labels) if labels else {}
+            if match and any(lab.get(k) != v for k, v in match.items()):
+                continue
+            out.append(Series(sid, n, lab))
+        return out
+
+    def metric_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT name FROM series ORDER BY name")]
+
+    # --- latest values ------------------------------------------------------------
+
+    def last_ts(self) -> int | None:
+        """When the daemon last wrote a sample (the head's newest timestamp)."""
+        return self.conn.execute("SELECT max(ts) FROM samples").fetchone()[0]
+
+    def latest(self, since: int) -> list[Latest]:
+        """The newest sample of each series written at or after ``since``."""
+        import json
+        rows = self.conn.execute(
+            "SELECT s.name, s.labels, x.ts, x.value FROM "
+            "(SELECT series_id, max(ts) AS ts, value FROM samples WHERE ts >= ? GROUP BY series_id) AS x "
+            "JOIN series AS s ON s.id = x.series_id ORDER BY s.name, s.labels", (since,))
+        return [Latest(n, json.loads(l) if l else {}, t, v) for n, l, t, v in rows]
+
+    # --- history ---------------------------------------------------------------------
+
+    def raw(self, series_id: int, since: int, until: int) -> tuple[list[int], list[float]]:
+        """Raw samples of one series in [since, until), oldest first (chunks, then the head)."""
+        pairs: list[tuple[int, float]] = []
+        for (blob,) in self.conn.execute(
+                "SELECT data FROM chunks WHERE series_id = ? AND kind = 'raw' AND start_ts >= ? AND start_ts < ? "
+                "ORDER BY start_ts", (series_id, since - since % HOUR, until)):
+            ts, (vals,) = codec.decode(blob)
+            pairs += [(t, v) for t, v in zip(ts, vals) if since <= t < until]
+        pairs += self.conn.execute(
+            "SELECT ts, value FROM samples WHERE ts >= ? AND ts < ? AND series_id = ? ORDER BY ts",
+            (since, until, series_id)).fetchall()
+        pairs.sort(key=lambda p: p[0])
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    @staticmethod
+    def tier_for(step: int) -> str:
+        """The coarsest stored data that answers buckets of ``step`` seconds exactly."""
+        if step % HOUR == 0:
+            return "hour"
+        if step % 60 == 0:
+            return "1m"
+        return "raw"
+
+    def buckets(self, series_id: int, since: int, until: int, step: int) -> dict[int, list]:
+        """Aggregates per step-aligned bucket (UTC multiples of ``step``) overlapping [since, until).
+
+        Buckets are whole: the first starts at ``since`` rounded down to the step.
+        Sealed hours come from the coarsest tier that divides the step; the head
+        (the last hour or two, not yet sealed) is aggregated from raw samples.
+        """
+        start = since - since % step
+        tier = self.tier_for(step)
+        out: dict[int, list] = {}
+        if tier == "hour":
+            rows = self.conn.execute(
+                "SELECT ts, count, min, max, sum FROM rollup_hour WHERE series_id = ? AND ts >= ? AND ts < ? "
+                "ORDER BY ts", (series_id, start, until)).fetchall()
+            rollup.merge_buckets(out, (r[0] for r in rows), ([r[1], r[2], r[3], r[4]] for r in rows), step)
+        elif tier == "1m":
+            for (blob,) in self.conn.execute(
+                    "SELECT data FROM chunks WHERE series_id = ? AND kind = '1m' AND start_ts >= ? AND start_ts < ? "
+                    "ORDER BY start_ts", (series_id, start - start % HOUR, until)):
+                ts, cols = codec.decode(blob)
+                keep = [i for i, t in enumerate(ts) if start <= t < until]
+                rollup.merge_buckets(out, (ts[i] for i in keep),
+                                     ([cols[0][i], cols[1][i], cols[2][i], cols[3][i]] for i in keep), step)
+        else:
+            ts, vals = self.raw(series_id, start, until)
+            return rollup.bucketize(ts, vals, step)
+        # the unsealed head, always from raw samples
+        head = self.conn.execute(
+            "SELECT ts, value FROM samples WHERE ts >= ? AND ts < ? AND series_id = ? ORDER BY ts",
+            (start, until, series_id)).fetchall()
+        if head:
+            part = rollup.bucketize([h[0] for h in head], [h[1] for h in head], step)
+            rollup.merge_buckets(out, part.keys(), part.values(), step)
+        return out
+
+    def history(self, name: str, match: Mapping[str, str], since: int, until: int, step: int) -> list[Bucket]:
+        """One bucket per step and series, oldest first."""
+        result = []
+        for s in self.series(name, match):
+            for b, agg in self.buckets(s.id, since, until, step).items():
+                result.append(Bucket(b, s.labels, agg[0], agg[1], agg[2], rollup.mean(agg)))
+        result.sort(key=lambda b: (b.ts, sorted(b.labels.items())))
+        return result
+
+
+def open_reader(config) -> Reader:
+    from ..paths import store_path
+    return Reader(store_path(config))
+
+

@@ -1,0 +1,81 @@
+"""Tasks: work the daemon schedules besides the sampling tick.
+
+Log ingestion, health probes, alert evaluation and maintenance jobs are
+tasks. Like collectors, each is a module in this package that registers
+itself; the daemon schedules every registered task that ``setup()`` accepts.
+
+    @register
+    class LogIngest(Task):
+        name = "log-ingest"
+        order = 10                          # lower runs first in `run --once`
+        def interval(self): return self.config.rtf.interval   # seconds, or None
+        def run(self, now): ...
+
+A task runs in the scheduler's worker pool, never inside the sampling tick,
+with at most one instance of itself at a time. ``after_tick = True`` tasks run
+right after each sampling tick instead of on their own interval (alert
+evaluation). ``cron()`` may return APScheduler cron fields (a dict such as
+``{"hour": 3, "minute": 0}``) for calendar jobs. ``ishowd run --once`` runs
+every task once, in ``order``, after the single tick.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import Config
+    from ..store.writer import Store
+
+
+class Task:
+    name: str = ""
+    order: int = 50
+    after_tick: bool = False
+
+    def __init__(self, config: "Config", store: "Store"):
+        self.config = config
+        self.store = store
+
+    def setup(self) -> Optional[str]:
+        """Return a reason to be skipped on this host, or None."""
+        return None
+
+    def interval(self) -> Optional[float]:
+        """Seconds between runs, or None (then ``cron()`` or ``after_tick`` decides)."""
+        return None
+
+    def cron(self) -> Optional[dict]:
+        return None
+
+    def run(self, now: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise ValueError(f"task {cls.name!r} registered twice")
+    TASKS[cls.name] = cls
+    return cls
+
+
+_loaded = False
+
+
+def load_all() -> dict[str, type[Task]]:
+    global _loaded
+    if not _loaded:
+        for info in pkgutil.iter_modules(__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+        _loaded = True
+    return TASKS
