@@ -51,8 +51,8 @@ def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
 def history(app, metric, labels, since, until, step, as_json, as_csv) -> None:
     """Aggregated history of METRIC: mean, min, max and count per step and series.
 
-    Buckets are aligned to the step in UTC, and whole: the first one starts at
-    --since rounded down to the step. Steps of whole hours are answered from
+    Buckets are aligned to the step in UTC and whole at both ends: the first
+    starts at --since rounded down to the step, the last holds --until. Steps of whole hours are answered from
     hourly rollups (kept forever), whole minutes from per-minute rollups (90
     days by default), other steps from raw samples (14 days).
     """

@@ -121,11 +121,13 @@ class Reader:
     def buckets(self, series_id: int, since: int, until: int, step: int) -> dict[int, list]:
         """Aggregates per step-aligned bucket (UTC multiples of ``step``) overlapping [since, until).
 
-        Buckets are whole: the first starts at ``since`` rounded down to the step.
+        Buckets are whole at both ends: the first starts at ``since`` rounded
+        down to the step, the last is the one holding ``until - 1``, entire.
         Sealed hours come from the coarsest tier that divides the step; the head
         (the last hour or two, not yet sealed) is aggregated from raw samples.
         """
         start = since - since % step
+        until = until + (-until) % step
         tier = self.tier_for(step)
         out: dict[int, list] = {}
         if tier == "hour":

@@ -1,0 +1,122 @@
+"""Configuration: defaults, lookup order, and errors that name the file and the key (exit 78)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ishowd import config
+from ishowd.cli import cli
+from ishowd.config import ConfigError, parse_duration
+
+from conftest import entry_point, run
+
+
+def test_durations():
+    assert parse_duration("90s") == 90
+    assert parse_duration("10m") == 600
+    assert parse_duration("24h") == 86400
+    assert parse_duration("7d") == 7 * 86400
+    assert parse_duration("4w") == 28 * 86400
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("250ms") == 0.25
+    for bad in ("", "10", "ten", "10x", "h", "-5s", "5s ago", "1.s"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_builtin_defaults_work_unprivileged(clean_env, tmp_path):
+    clean_env.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    clean_env.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cfg = config.load(None)
+    assert cfg.source == "<built-in defaults>"
+    assert cfg.sampling.interval == 10
+    assert cfg.host.sysfs_root == "/sys"
+    assert cfg.storage.raw_retention == 14 * 86400
+    from ishowd.paths import store_path
+    assert store_path(cfg) == str(tmp_path / "state" / "ishowd" / "ishowd.db")
+
+
+def test_state_directory_from_systemd(clean_env, tmp_path):
+    clean_env.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    clean_env.setenv("STATE_DIRECTORY", str(tmp_path / "sd"))
+    from ishowd.paths import store_path
+    assert store_path(config.load(None)) == str(tmp_path / "sd" / "ishowd.db")
+
+
+def test_lookup_order(clean_env, tmp_path):
+    a = tmp_path / "a.toml"
+    a.write_text('[sampling]\ninterval = "5s"\n')
+    b = tmp_path / "b.toml"
+    b.write_text('[sampling]\ninterval = "7s"\n')
+    system = tmp_path / "system.toml"
+    system.write_text('[sampling]\ninterval = "9s"\n')
+    clean_env.setattr(config, "SYSTEM_CONFIG", system)
+    assert config.load(None).sampling.interval == 9
+    clean_env.setenv("ISHOWD_CONFIG", str(b))
+    assert config.load(None).sampling.interval == 7
+    assert config.load(str(a)).sampling.interval == 5
+
+
+BAD = [
+    ('[sampling]\ninterval = "ten"\n', "[sampling] interval", "duration"),
+    ('[sampling]\ninterval = 10\n', "[sampling] interval", "duration"),
+    ('[sampling]\ninterval = "0s"\n', "[sampling] interval", "at least 1s"),
+    ('[sampling]\nintervall = "10s"\n', "[sampling] intervall", "unknown key"),
+    ('[samplin]\ninterval = "10s"\n', "[samplin]", "unknown section"),
+    ('[storage]\npath = 5\n', "[storage] path", "file path"),
+    ('[storage]\nraw_retention = "100d"\n', "raw_retention", "raw <= minute <= hour"),
+    ('[storage]\nhour_retention = "sometimes"\n', "[storage] hour_retention", "forever"),
+    ('[host]\ndisk_paths = "/ssd"\n', "[host] disk_paths", "list"),
+    ('[exporter]\nlisten = "nowhere"\n', "[exporter] listen", "address"),
+    ('[sampling\ninterval = "10s"\n', "", "not valid TOML"),
+    ('sampling = 3\n', "sampling", "table"),
+]
+
+
+@pytest.mark.parametrize("text,key,expected", BAD)
+def test_bad_config_names_file_and_key(tmp_path, text, key, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(str(path))
+    msg = str(err.value)
+    assert str(path) in msg and key in msg and expected in msg, msg
+
+
+def test_unreadable_and_non_utf8(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(str(tmp_path))  # a directory
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[storage]\npath = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match="UTF-8"):
+        config.load(str(path))
+
+
+@pytest.mark.parametrize("program", ["ishowd", "ishowctl"])
+def test_bad_config_exits_78_without_traceback(tmp_path, program):
+    path = tmp_path / "bad.toml"
+    path.write_text('[sampling]\ninterval = "soon"\n')
+    argv = [entry_point("ishowd"), "run", "--once", "--config", str(path)] if program == "ishowd" \
+        else [entry_point("ishowctl"), "--config", str(path), "status"]
+    proc = run(*argv)
+    assert proc.returncode == 78
+    assert str(path) in proc.stderr and "[sampling] interval" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_env_config_is_used_by_the_cli(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[nope]\n')
+    result = CliRunner().invoke(cli, ["status"], env={"ISHOWD_CONFIG": str(path)})
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_shipped_production_config_is_valid():
+    shipped = Path(__file__).resolve().parents[1] / "etc" / "ishowd.toml"
+    cfg = config.load(str(shipped))
+    assert cfg.storage.path == "/var/lib/ishowd/ishowd.db"
+    assert cfg.sampling.interval == 10
