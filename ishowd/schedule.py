@@ -17,6 +17,7 @@ old schedule comes round again (a hang). Two pieces prevent that:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime, timedelta
 from threading import TIMEOUT_MAX
@@ -37,8 +38,13 @@ class MonotonicInterval(BaseTrigger):
     def __init__(self, seconds: float, mono: Callable[[], float] = time.monotonic, first_delay: float | None = None):
         self.seconds = float(seconds)
         self.mono = mono
+        # slot k is due at anchor + k * seconds; slot 1 comes after first_delay
         self.anchor = mono() - self.seconds + (self.seconds if first_delay is None else first_delay)
         self.last_slot = 0
+        # fire time handed out -> its slot. APScheduler asks for the next fire time
+        # right after submitting a run, before the run records its slot: this is how
+        # the answer stays past that slot even if the scheduler woke a hair early.
+        self._issued: dict[datetime, int] = {}
 
     def slot_now(self) -> int:
         """The slot a run starting now belongs to (record it with ``fired``)."""
@@ -47,13 +53,19 @@ class MonotonicInterval(BaseTrigger):
     def fired(self, slot: int) -> None:
         self.last_slot = max(self.last_slot, slot)
 
-    def next_slot(self) -> int:
-        elapsed = self.mono() - self.anchor
-        return max(int(elapsed // self.seconds) + 1, self.last_slot + 1)
+    def next_slot(self, after: int = 0) -> int:
+        """The first slot not yet due, and past both ``after`` and the last one fired."""
+        due = math.ceil((self.mono() - self.anchor) / self.seconds - 1e-9)
+        return max(due, self.last_slot + 1, after + 1)
 
     def get_next_fire_time(self, previous_fire_time, now: datetime):
-        delay = self.anchor + self.next_slot() * self.seconds - self.mono()
-        return now + timedelta(seconds=max(delay, 0.0))
+        after = self._issued.get(previous_fire_time, 0) if previous_fire_time is not None else 0
+        slot = self.next_slot(after)
+        fire = now + timedelta(seconds=max(self.anchor + slot * self.seconds - self.mono(), 0.0))
+        self._issued[fire] = slot
+        while len(self._issued) > 8:
+            del self._issued[next(iter(self._issued))]
+        return fire
 
     def __str__(self) -> str:
         return f"every {self.seconds:g}s (monotonic)"

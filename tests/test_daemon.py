@@ -1,0 +1,212 @@
+"""The daemon: ticks, failing collectors, SIGTERM, readers holding snapshots, clock steps."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from datetime import datetime
+
+import pytest
+
+from ishowd import collectors, config
+from ishowd.collectors import Collector
+from ishowd.daemon import Daemon
+from ishowd.metrics import Sample, declare
+
+from conftest import entry_point, write_config
+
+FLAKY = declare("test_flaky_ratio", "ratio", "a test collector's reading", group="host")
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    """Poll a condition with a deadline (never a fixed sleep that hopes to win a race)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def ro(path):
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def ticks(path) -> dict[int, int]:
+    try:
+        conn = ro(path)
+        try:
+            return dict(conn.execute("SELECT ts, count(*) FROM samples GROUP BY ts ORDER BY ts"))
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return {}
+
+
+def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
+    class Broken(Collector):
+        name = "broken"
+        metrics = (FLAKY,)
+
+        def collect(self, ctx):
+            raise OSError(11, "Resource temporarily unavailable")
+
+    class Malformed(Collector):
+        name = "malformed"
+        metrics = (FLAKY,)
+
+        def collect(self, ctx):
+            return [Sample(FLAKY, float("nan")), Sample(FLAKY, 1.0, {"bogus": "x"}), Sample(FLAKY, 0.5)]
+
+    monkeypatch.setitem(collectors.COLLECTORS, "broken", Broken)
+    monkeypatch.setitem(collectors.COLLECTORS, "malformed", Malformed)
+    cfg = config.load(str(write_config(tmp_path)))
+    daemon = Daemon(cfg)
+    try:
+        daemon.tick(now=1_767_225_600)
+    finally:
+        daemon.close()
+    conn = ro(tmp_path / "ishowd.db")
+    rows = dict(conn.execute(
+        "SELECT s.name || s.labels, v.value FROM samples v JOIN series s ON s.id = v.series_id"))
+    assert rows['ishowd_collector_success{"collector":"broken"}'] == 0.0
+    assert rows['ishowd_collector_success{"collector":"host"}'] == 1.0
+    assert rows['ishowd_collector_success{"collector":"malformed"}'] == 1.0
+    assert rows["test_flaky_ratio"] == 0.5            # only the well-formed sample of the two
+    assert "memory_total_bytes" in rows                # the tick itself went through
+
+
+def test_run_once_then_status(tmp_path):
+    cfg = write_config(tmp_path)
+    proc = subprocess.run([entry_point("ishowd"), "run", "--once", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len(ticks(tmp_path / "ishowd.db")) == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_the_tick_and_exits_zero(tmp_path, sig):
+    cfg = write_config(tmp_path, sampling={"interval": "1s"})
+    db = tmp_path / "ishowd.db"
+    proc = subprocess.Popen([entry_point("ishowd"), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(ticks(db)) >= 2, what="two ticks")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "finishing the work in flight" in err and "stopped" in err
+    counts = ticks(db)
+    assert len(set(counts.values())) == 1, f"a tick was cut short: {counts}"
+    # the store was closed cleanly: the WAL was checkpointed into the main file
+    assert not (tmp_path / "ishowd.db-wal").exists() or (tmp_path / "ishowd.db-wal").stat().st_size == 0
+
+
+def test_a_reader_holding_a_snapshot_neither_blocks_nor_grows_the_wal_forever(tmp_path):
+    from ishowd.store.writer import WAL_SIZE_LIMIT, Store
+    metric_set = [declare(f"test_wal_{i}_ratio", "ratio", "wal test") for i in range(40)]
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.write(1_767_225_600, [Sample(m, 0.0) for m in metric_set])
+    reader = ro(path)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM samples").fetchone()[0] == 40
+    t = 1_767_225_610
+    for _ in range(1500):  # several autocheckpoints' worth while the snapshot is held
+        store.write(t, [Sample(m, float(t % 97)) for m in metric_set])
+        t += 10
+    assert reader.execute("SELECT count(*) FROM samples").fetchone()[0] == 40  # its snapshot
+    grown = (tmp_path / "s.db-wal").stat().st_size
+    assert grown > 2 * WAL_SIZE_LIMIT  # the reader really pinned the WAL
+    reader.rollback()
+    reader.close()
+    for _ in range(1100):  # the next autocheckpoint completes and the WAL is reset and truncated
+        store.write(t, [Sample(m, 1.0) for m in metric_set])
+        t += 10
+    store.close()
+    assert (tmp_path / "s.db-wal").stat().st_size <= WAL_SIZE_LIMIT if (tmp_path / "s.db-wal").exists() else True
+    conn = ro(path)
+    assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] + \
+        conn.execute("SELECT coalesce(sum(count), 0) FROM chunks WHERE kind = 'raw'").fetchone()[0] == 40 * 2601
+
+
+# --- the clock ------------------------------------------------------------------------
+
+
+def test_clock_steps_neither_flood_nor_hang_nor_double_fire(monkeypatch):
+    """Step the wall clock 30 days forward, then 31 days back, under a running scheduler."""
+    import apscheduler.executors.base as aps_executors
+    import apscheduler.schedulers.base as aps_base
+
+    from ishowd import schedule
+    from ishowd.schedule import MonotonicInterval, SteadyScheduler
+
+    offset = [0.0]
+
+    def wall() -> float:
+        return time.time() + offset[0]
+
+    class SteppedDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp(wall(), tz)
+
+    monkeypatch.setattr(aps_base, "datetime", SteppedDatetime)
+    monkeypatch.setattr(aps_executors, "datetime", SteppedDatetime)
+    monkeypatch.setattr(schedule, "datetime", SteppedDatetime)
+    interval = 0.1
+    sched = SteadyScheduler(timezone="UTC", watch=0.05, wall=wall,
+                            job_defaults={"coalesce": True, "max_instances": 1})
+    trigger = MonotonicInterval(interval, first_delay=0)
+    fired: list[tuple[float, int]] = []
+
+    def job():
+        slot = trigger.slot_now()
+        trigger.fired(slot)
+        fired.append((time.monotonic(), slot))
+
+    sched.add_job(job, trigger, id="sample", misfire_grace_time=1)
+    thread = threading.Thread(target=sched.start, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    try:
+        wait_for(lambda: len(fired) >= 5, what="ticks before the step")
+        offset[0] += 30 * 86400
+        wait_for(lambda: len(fired) >= 12, what="ticks after stepping forward")
+        offset[0] -= 31 * 86400
+        wait_for(lambda: len(fired) >= 19, what="ticks after stepping back (a naive scheduler hangs here)")
+    finally:
+        sched.request_stop()
+        thread.join(10)
+    elapsed = time.monotonic() - start
+    slots = [s for _, s in fired]
+    assert slots == sorted(set(slots)), "a slot fired twice"
+    assert len(fired) <= elapsed / interval + 2, "ticks flooded after a step"
+    gaps = [b - a for (a, _), (b, _) in zip(fired, fired[1:])]
+    assert min(gaps) > interval / 2, "two ticks fired back to back"
+    assert sched.steps == 2
+    assert not thread.is_alive()
+
+
+def test_monotonic_trigger_skips_missed_slots_without_replaying_them():
+    from datetime import timezone
+    from ishowd.schedule import MonotonicInterval
+    mono = [100.0]
+    trig = MonotonicInterval(10, mono=lambda: mono[0])
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert (trig.get_next_fire_time(None, now) - now).total_seconds() == pytest.approx(10)
+    trig.fired(1)
+    mono[0] += 10 * 1000 + 3  # the process was stopped for a long while
+    nxt = trig.get_next_fire_time(None, now)
+    assert (nxt - now).total_seconds() == pytest.approx(7)   # the next slot, not 1000 catch-up runs
+    trig.fired(trig.slot_now())
+    assert trig.next_slot() == 1001
+    # asked twice about the same run (as APScheduler does), the answer is the same
+    assert trig.get_next_fire_time(nxt, now) == trig.get_next_fire_time(nxt, now)
