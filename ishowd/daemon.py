@@ -162,6 +162,8 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        from .exporter import start as start_exporter
+        self.exporter = start_exporter(self.config, self.store.path)
         log.info("sampling every %gs into %s with %s; tasks: %s", interval, self.store.path,
                  ", ".join(c.name for c in self.collectors) or "no collectors",
                  ", ".join(t.name for t in self.tasks) or "none")
@@ -174,6 +176,8 @@ class Daemon:
         return job
 
     def close(self) -> None:
+        if getattr(self, "exporter", None) is not None:
+            self.exporter.shutdown()
         for part in (*self.collectors, *self.tasks):
             try:
                 part.close()

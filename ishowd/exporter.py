@@ -1,0 +1,95 @@
+"""``GET /metrics``: every current reading in the Prometheus text exposition format.
+
+Served from a thread of the daemon on ``[exporter] listen``. Each scrape reads
+the store read-only (the same query as ``ishowctl status``), so what Prometheus
+sees is exactly what was stored; names, help and types come from the registry.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger("ishowd.exporter")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(v: float) -> str:
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v)) if not float(v).is_integer() or abs(v) >= 1e15 else str(int(v))
+
+
+def render(latest) -> str:
+    """Exposition text for ``store.reader.Latest`` rows (sorted by name)."""
+    from .metrics import load_declarations
+    registry = load_declarations()
+    lines, seen = [], set()
+    for row in latest:
+        m = registry.get(row.name)
+        if row.name not in seen:
+            seen.add(row.name)
+            if m is not None:
+                lines.append(f"# HELP {row.name} {m.help.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}")
+                lines.append(f"# TYPE {row.name} {m.kind}")
+        labels = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(row.labels.items()))
+        lines.append(f"{row.name}{{{labels}}} {_number(row.value)}" if labels else f"{row.name} {_number(row.value)}")
+    return "\n".join(lines) + "\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "ishowd"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path.split("?")[0] != "/metrics":
+            self.send_error(404, "only /metrics is served here")
+            return
+        try:
+            body = self.server.scrape().encode()  # type: ignore[attr-defined]
+        except Exception as exc:  # a scrape must never take the daemon down
+            log.warning("scrape failed: %s", exc)
+            self.send_error(503, "the store cannot be read right now")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):  # scrapes every 15 s would flood the journal
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+
+def start(config, store_path: str) -> ThreadingHTTPServer | None:
+    """Start serving; on a bad or busy address log the error and carry on without it."""
+    listen = config.exporter.listen
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    from .cli.status import stale_window
+    from .store.reader import Reader
+
+    def scrape() -> str:
+        reader = Reader(store_path)
+        try:
+            last = reader.last_ts()
+            return render(reader.latest(last - stale_window(config)) if last is not None else [])
+        finally:
+            reader.close()
+
+    try:
+        server = ThreadingHTTPServer((host, int(port)), _Handler)
+    except OSError as exc:
+        log.error("exporter: cannot listen on %s (%s); /metrics is off, sampling goes on", listen, exc)
+        return None
+    server.daemon_threads = True
+    server.scrape = scrape  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, name="exporter", daemon=True).start()
+    log.info("serving /metrics on http://%s/metrics", listen)
+    return server
