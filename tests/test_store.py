@@ -27,8 +27,9 @@ def test_migrations_from_empty_create_the_schema(tmp_path):
     conn = sqlite3.connect(path)
     assert migrate.current_revision(conn) == migrate.head()
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"series", "samples", "chunks", "rollup_hour", "alembic_version"} <= tables
+    assert {"series", "head", "chunks", "rollup_hour", "alembic_version"} <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
 
 
 def test_migrations_match_the_schema_module(tmp_path):
@@ -45,6 +46,23 @@ def test_migrations_match_the_schema_module(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_generated_sql_is_current():
+    """sql.py is compiled from statements.py and schema.py: regenerate it after changing either."""
+    from ishowd.store import statements
+    assert statements.GENERATED.read_text() == statements.compile_all(), \
+        "run `python -m ishowd.store.statements` to regenerate ishowd/store/sql.py"
+
+
+def test_daemon_side_never_imports_sqlalchemy(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys; from ishowd.store.writer import Store; from ishowd.metrics import declare, Sample; "
+            f"s = Store({str(tmp_path / 's.db')!r}); s.write(0, [Sample(declare('x_ratio', 'ratio', 'x'), 1.0)]); "
+            "s.maintain(0); s.close(); print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_known_revisions_agree_with_alembic():
@@ -151,7 +169,7 @@ def test_history_matches_brute_force(tmp_path, step):
         for since, until in [(T0, end), (T0 + 5000, T0 + 40000), (end - 4000, end + 100)]:
             _assert_same(reader.buckets(series.id, since, until, step), _brute(pairs, since, until, step))
     # sealing really happened: the head holds only the last hour or two
-    head = reader.conn.execute("SELECT min(ts) FROM samples").fetchone()[0]
+    head = reader.conn.execute("SELECT min(ts) FROM head").fetchone()[0]
     assert head >= (end // 3600 - 2) * 3600
     assert reader.conn.execute("SELECT count(*) FROM chunks WHERE kind = 'raw'").fetchone()[0] > 50
 

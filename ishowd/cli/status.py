@@ -45,8 +45,10 @@ def stale_window(config) -> int:
 
 
 def build(config, reader, now: float) -> StatusView:
-    from ..metrics import REGISTRY
+    from ..metrics import load_declarations
     from ..paths import store_path
+
+    REGISTRY = load_declarations()
 
     last = reader.last_ts()
     latest = reader.latest(last - stale_window(config)) if last is not None else []
@@ -80,7 +82,9 @@ def _label_text(labels: dict) -> str:
 def render(view: StatusView) -> str:
     from tabulate import tabulate
 
-    from ..metrics import REGISTRY, humanize
+    from ..metrics import humanize, load_declarations
+
+    REGISTRY = load_declarations()
 
     d = view.data["daemon"]
     out = []

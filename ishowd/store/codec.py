@@ -75,9 +75,10 @@ def _decimals(values: Sequence[float]) -> int | None:
     """The k for which every value is exactly int/10**k, or None."""
     k = 0
     for v in values:
-        if v != v or v in (math.inf, -math.inf) or (v == 0.0 and math.copysign(1.0, v) < 0):
+        # NaN, infinities, -0.0 and magnitudes past 2**53 are never exact scaled integers
+        if v != v or not -_MAX_EXACT < v < _MAX_EXACT or (v == 0.0 and math.copysign(1.0, v) < 0):
             return None
-        if v == int(v) if abs(v) < _MAX_EXACT else False:
+        if v == int(v):
             continue
         mantissa, _, exp = repr(v).partition("e")
         d = (len(mantissa) - mantissa.index(".") - 1 if "." in mantissa else 0) - int(exp or 0)
@@ -171,3 +172,17 @@ def decode(blob: bytes) -> tuple[list[int], list[list[float]]]:
         ts.append(prev)
     columns = [_decode_column(r, n) for _ in range(ncols)]
     return ts, columns
+
+
+# --- the head: one tick's samples as (series_id, value) pairs ------------------------
+
+_PAIR = struct.Struct("<Id")
+
+
+def pack_tick(pairs: Sequence[tuple[int, float]]) -> bytes:
+    """A tick's samples, uncompressed (the head is small and short-lived)."""
+    return b"".join(_PAIR.pack(sid, value) for sid, value in pairs)
+
+
+def unpack_tick(blob: bytes) -> list[tuple[int, float]]:
+    return list(_PAIR.iter_unpack(blob))

@@ -55,8 +55,21 @@ def check_version(conn: sqlite3.Connection, path: str) -> str | None:
     return rev
 
 
+def _prepare_new(path: str) -> None:
+    """Page size and WAL must be set before the first table exists."""
+    from .writer import PAGE_SIZE
+    conn = sqlite3.connect(path)
+    try:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            conn.execute("VACUUM")  # applies the page size to the empty file
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
 def upgrade(path: str) -> tuple[str | None, str]:
-    """Bring the store at ``path`` to the head revision. Returns (before, after)."""
+    """Bring the store at ``path`` to the head revision, in this process (imports Alembic)."""
     probe = sqlite3.connect(path)
     try:
         before = check_version(probe, path)
@@ -65,11 +78,12 @@ def upgrade(path: str) -> tuple[str | None, str]:
     target = head()
     if before == target:
         return before, target
+    _prepare_new(path)
     from alembic import command
     from alembic.config import Config as AlembicConfig
-    from .writer import make_engine
+    from sqlalchemy import create_engine
 
-    engine = make_engine(path)
+    engine = create_engine(f"sqlite:///{path}")
     try:
         with engine.begin() as conn:
             cfg = AlembicConfig()
@@ -81,3 +95,33 @@ def upgrade(path: str) -> tuple[str | None, str]:
     finally:
         engine.dispose()
     return before, target
+
+
+def ensure_current(path: str) -> tuple[str | None, str]:
+    """Check the version with sqlite3; when a migration is pending, run it in a child
+    process so Alembic and SQLAlchemy never take up room in the long-running daemon."""
+    import subprocess
+    import sys
+
+    probe = sqlite3.connect(path)
+    try:
+        before = check_version(probe, path)
+    finally:
+        probe.close()
+    if before == head():
+        return before, before
+    proc = subprocess.run([sys.executable, "-m", "ishowd.store.migrate", path],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise StoreError(f"{path}: migration failed: {detail}")
+    return before, head()
+
+
+if __name__ == "__main__":  # the child process of ensure_current()
+    import sys
+    try:
+        upgrade(sys.argv[1])
+    except StoreError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import quote
 
-from . import codec, rollup
+from . import codec, rollup, sql
 from .errors import NoStore, StoreError
 from .migrate import check_version
 
@@ -32,6 +32,12 @@ class Latest:
     labels: dict
     ts: int
     value: float
+
+    @property
+    def labels_text(self) -> str:
+        """The stored form of the labels (canonical JSON, "" for none)."""
+        from ..metrics import labels_key
+        return labels_key(self.labels)
 
 
 @dataclass
@@ -66,9 +72,9 @@ class Reader:
 
     def series(self, name: str | None = None, match: Mapping[str, str] | None = None) -> list[Series]:
         import json
-        q = "SELECT id, name, labels FROM series" + (" WHERE name = ?" if name else "") + " ORDER BY name, labels"
+        rows = self.conn.execute(sql.SERIES_BY_NAME, {"name": name}) if name else self.conn.execute(sql.SERIES_ALL)
         out = []
-        for sid, n, labels in self.conn.execute(q, (name,) if name else ()):
+        for sid, n, labels in rows:
             lab = json.loads(labels) if labels else {}
             if match and any(lab.get(k) != v for k, v in match.items()):
                 continue
@@ -76,36 +82,49 @@ class Reader:
         return out
 
     def metric_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT name FROM series ORDER BY name")]
+        return [r[0] for r in self.conn.execute(sql.METRIC_NAMES)]
+
+    def _names(self) -> dict[int, tuple[str, dict]]:
+        import json
+        return {sid: (name, json.loads(labels) if labels else {}) for sid, name, labels in
+                self.conn.execute(sql.SERIES_ALL)}
+
+    def head(self, since: int, until: int | None = None):
+        """Head rows in [since, until) as (ts, [(series_id, value), ...]), in write order."""
+        rows = self.conn.execute(sql.HEAD_SINCE, {"since": since}) if until is None else \
+            self.conn.execute(sql.HEAD_RANGE, {"since": since, "until": until})
+        for ts, blob in rows:
+            yield ts, codec.unpack_tick(blob)
 
     # --- latest values ------------------------------------------------------------
 
     def last_ts(self) -> int | None:
         """When the daemon last wrote a sample (the head's newest timestamp)."""
-        return self.conn.execute("SELECT max(ts) FROM samples").fetchone()[0]
+        return self.conn.execute(sql.HEAD_MAX_TS).fetchone()[0]
 
     def latest(self, since: int) -> list[Latest]:
         """The newest sample of each series written at or after ``since``."""
-        import json
-        rows = self.conn.execute(
-            "SELECT s.name, s.labels, x.ts, x.value FROM "
-            "(SELECT series_id, max(ts) AS ts, value FROM samples WHERE ts >= ? GROUP BY series_id) AS x "
-            "JOIN series AS s ON s.id = x.series_id ORDER BY s.name, s.labels", (since,))
-        return [Latest(n, json.loads(l) if l else {}, t, v) for n, l, t, v in rows]
+        newest: dict[int, tuple[int, float]] = {}
+        for ts, pairs in self.head(since):
+            for sid, value in pairs:
+                have = newest.get(sid)
+                if have is None or ts >= have[0]:
+                    newest[sid] = (ts, value)
+        names = self._names()
+        out = [Latest(*names[sid], ts, value) for sid, (ts, value) in newest.items()]
+        out.sort(key=lambda r: (r.name, sorted(r.labels.items())))
+        return out
 
     # --- history ---------------------------------------------------------------------
 
     def raw(self, series_id: int, since: int, until: int) -> tuple[list[int], list[float]]:
         """Raw samples of one series in [since, until), oldest first (chunks, then the head)."""
         pairs: list[tuple[int, float]] = []
-        for (blob,) in self.conn.execute(
-                "SELECT data FROM chunks WHERE series_id = ? AND kind = 'raw' AND start_ts >= ? AND start_ts < ? "
-                "ORDER BY start_ts", (series_id, since - since % HOUR, until)):
+        for (blob,) in self.conn.execute(sql.CHUNKS_RANGE, {"series_id": series_id, "kind": "raw",
+                                                            "since": since - since % HOUR, "until": until}):
             ts, (vals,) = codec.decode(blob)
             pairs += [(t, v) for t, v in zip(ts, vals) if since <= t < until]
-        pairs += self.conn.execute(
-            "SELECT ts, value FROM samples WHERE ts >= ? AND ts < ? AND series_id = ? ORDER BY ts",
-            (since, until, series_id)).fetchall()
+        pairs += self._head_values(series_id, since, until)
         pairs.sort(key=lambda p: p[0])
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -131,14 +150,12 @@ class Reader:
         tier = self.tier_for(step)
         out: dict[int, list] = {}
         if tier == "hour":
-            rows = self.conn.execute(
-                "SELECT ts, count, min, max, sum FROM rollup_hour WHERE series_id = ? AND ts >= ? AND ts < ? "
-                "ORDER BY ts", (series_id, start, until)).fetchall()
+            rows = self.conn.execute(sql.HOURS_RANGE, {"series_id": series_id, "since": start,
+                                                       "until": until}).fetchall()
             rollup.merge_buckets(out, (r[0] for r in rows), ([r[1], r[2], r[3], r[4]] for r in rows), step)
         elif tier == "1m":
-            for (blob,) in self.conn.execute(
-                    "SELECT data FROM chunks WHERE series_id = ? AND kind = '1m' AND start_ts >= ? AND start_ts < ? "
-                    "ORDER BY start_ts", (series_id, start - start % HOUR, until)):
+            for (blob,) in self.conn.execute(sql.CHUNKS_RANGE, {"series_id": series_id, "kind": "1m",
+                                                                "since": start - start % HOUR, "until": until}):
                 ts, cols = codec.decode(blob)
                 keep = [i for i, t in enumerate(ts) if start <= t < until]
                 rollup.merge_buckets(out, (ts[i] for i in keep),
@@ -147,13 +164,20 @@ class Reader:
             ts, vals = self.raw(series_id, start, until)
             return rollup.bucketize(ts, vals, step)
         # the unsealed head, always from raw samples
-        head = self.conn.execute(
-            "SELECT ts, value FROM samples WHERE ts >= ? AND ts < ? AND series_id = ? ORDER BY ts",
-            (start, until, series_id)).fetchall()
+        head = self._head_values(series_id, start, until)
         if head:
             part = rollup.bucketize([h[0] for h in head], [h[1] for h in head], step)
             rollup.merge_buckets(out, part.keys(), part.values(), step)
         return out
+
+    def _head_values(self, series_id: int, since: int, until: int) -> list[tuple[int, float]]:
+        """One series' unsealed samples in [since, until), the first value per timestamp."""
+        seen: dict[int, float] = {}
+        for ts, pairs in self.head(since, until):
+            for sid, value in pairs:
+                if sid == series_id and ts not in seen:
+                    seen[ts] = value
+        return sorted(seen.items())
 
     def history(self, name: str, match: Mapping[str, str], since: int, until: int, step: int) -> list[Bucket]:
         """One bucket per step and series, oldest first."""

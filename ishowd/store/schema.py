@@ -6,8 +6,8 @@ integers; per-event records (issue-specific tables) use microseconds.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData,
-                        PrimaryKeyConstraint, Table, Text, UniqueConstraint)
+from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
+                        Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -19,15 +19,16 @@ series = Table(
     UniqueConstraint("name", "labels", name="uq_series_name_labels"),
 )
 
-# The head: raw samples not yet sealed into chunks. Clustered by (ts, series_id)
-# so appending a tick touches the last leaf page only.
-samples = Table(
-    "samples", metadata,
+# The head: raw samples not yet sealed into chunks, one row per tick (all the
+# samples sharing a timestamp, packed as (series_id, value) pairs by
+# codec.pack_tick). A rowid table appended in time order: a tick's commit
+# dirties the last page and rarely its parent, where a row per sample in a
+# (ts, series_id) B-tree dirtied three or more pages per tick.
+head = Table(
+    "head", metadata,
+    Column("id", Integer, primary_key=True),
     Column("ts", BigInteger, nullable=False),
-    Column("series_id", Integer, nullable=False),
-    Column("value", Float, nullable=False),
-    PrimaryKeyConstraint("ts", "series_id", name="pk_samples"),
-    sqlite_with_rowid=False,
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Sealed data: one blob per (series, kind, hour). kind "raw" holds the samples,

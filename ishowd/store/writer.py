@@ -1,11 +1,15 @@
 """The daemon's side of the store: the one writer.
 
 Each tick is one small transaction appending to the time-clustered head
-(``samples``), so it dirties the table's last page or two (the eMMC wears
+(``head``, one row per tick), so it dirties the table's last page or two (the eMMC wears
 with every page). Once an hour is at least an hour old it is *sealed*: per
 series, its samples become one compressed ``raw`` chunk, one ``1m`` chunk
 of per-minute rollups and one ``rollup_hour`` row, and leave the head, all
 in one transaction. Retention then prunes each tier on its own schedule.
+
+It runs the SQL that ``statements.py`` compiles from the SQLAlchemy schema
+(``sql.py``) through the stdlib ``sqlite3``: the daemon never loads
+SQLAlchemy, which alone would cost more memory than the daemon may use.
 
 WAL mode with ``synchronous=NORMAL``: a commit is durable against a crash or
 ``kill -9`` of the daemon (the WAL is in the OS's hands), and only a
@@ -16,37 +20,32 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import and_, create_engine, delete, event, insert, select, update
-from sqlalchemy.engine import Connection, Engine
-
 from ..metrics import Sample, labels_key
-from . import codec, rollup
-from .schema import chunks, rollup_hour, samples, series
+from . import codec, rollup, sql
 
 HOUR = 3600
+# Small pages: a tick appends ~0.5 KB, and every page a commit dirties is
+# written to the WAL and later to the file (the Jetson's eMMC wears with each).
+PAGE_SIZE = 1024
 # A reader that holds a snapshot for minutes keeps the WAL from being reset;
 # once it lets go, the WAL is truncated back to this size after a checkpoint.
 WAL_SIZE_LIMIT = 1 << 20
 
 
-def _pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-    cur.close()
-
-
-def make_engine(path: str) -> Engine:
-    engine = create_engine(f"sqlite:///{path}")
-    event.listen(engine, "connect", _pragmas)
-    return engine
+def connect(path: str) -> sqlite3.Connection:
+    """The writer's connection: autocommit mode, transactions opened explicitly."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    conn.execute("PRAGMA cache_size=-512")  # KiB: the daemon's working set is the head and a few chunks
+    return conn
 
 
 class Store:
@@ -54,42 +53,47 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, *, raw_retention: float = 14 * 86400,
                  minute_retention: float = 90 * 86400, hour_retention: float = math.inf):
-        from .migrate import upgrade
+        from .migrate import ensure_current
 
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        before, after = upgrade(self.path)
+        before, after = ensure_current(self.path)
         if before != after:
             logging.getLogger("ishowd.store").info("%s: schema upgraded from %s to %s", self.path,
                                                    before or "empty", after)
         self.raw_retention = raw_retention
         self.minute_retention = minute_retention
         self.hour_retention = hour_retention
-        self.engine = make_engine(self.path)
-        self.conn: Connection = self.engine.connect()
+        self.db = connect(self.path)
         self.lock = threading.RLock()
-        self._series: dict[tuple[str, str], int] = {}
-        self._insert_sample = insert(samples).prefix_with("OR IGNORE")
-        with self.transaction() as conn:
-            for sid, name, labels in conn.execute(select(series.c.id, series.c.name, series.c.labels)):
-                self._series[(name, labels)] = sid
-            self._head_min = conn.execute(select(samples.c.ts).order_by(samples.c.ts).limit(1)).scalar()
+        self._series: dict[tuple[str, str], int] = {
+            (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
+        self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
         self._pruned_at = None
 
     # --- transactions -------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One write transaction; other modules (log ingestion, alerts) write through this."""
-        with self.lock:
-            with self.conn.begin():
-                yield self.conn
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE .. COMMIT, ROLLBACK on error).
 
-    def series_id(self, conn: Connection, name: str, labels: str) -> int:
+        Other modules (log ingestion, alerts) write through this, with SQL from
+        ``sql.py``, so what they write commits atomically with what they read.
+        """
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def series_id(self, conn: sqlite3.Connection, name: str, labels: str) -> int:
         key = (name, labels)
         sid = self._series.get(key)
         if sid is None:
-            sid = conn.execute(insert(series).values(name=name, labels=labels)).inserted_primary_key[0]
+            sid = conn.execute(sql.SERIES_INSERT, {"name": name, "labels": labels}).lastrowid
             self._series[key] = sid
         return sid
 
@@ -100,17 +104,18 @@ class Store:
         with self.transaction() as conn:
             return self.write_in(conn, ts, batch)
 
-    def write_in(self, conn: Connection, ts: float, batch: Iterable[Sample]) -> int:
-        rows, tick = [], int(ts)
+    def write_in(self, conn: sqlite3.Connection, ts: float, batch: Iterable[Sample]) -> int:
+        by_ts: dict[int, list[tuple[int, float]]] = {}
+        tick, n = int(ts), 0
         for s in batch:
             sid = self.series_id(conn, s.metric.name, labels_key(s.labels))
-            rows.append({"ts": tick if s.ts is None else int(s.ts), "series_id": sid, "value": float(s.value)})
-        if rows:
-            conn.execute(self._insert_sample, rows)
-            low = min(r["ts"] for r in rows)
-            if self._head_min is None or low < self._head_min:
-                self._head_min = low
-        return len(rows)
+            by_ts.setdefault(tick if s.ts is None else int(s.ts), []).append((sid, float(s.value)))
+            n += 1
+        for t, pairs in by_ts.items():
+            conn.execute(sql.HEAD_INSERT, {"ts": t, "data": codec.pack_tick(pairs)})
+            if self._head_min is None or t < self._head_min:
+                self._head_min = t
+        return n
 
     def maintain(self, now: float) -> int:
         """Seal hours that ended at least an hour ago, then prune (hourly). Returns hours sealed."""
@@ -128,23 +133,19 @@ class Store:
     # --- sealing --------------------------------------------------------------
 
     def _seal_hour(self, start: int) -> None:
-        end = start + HOUR
+        rng = {"since": start, "until": start + HOUR}
         with self.transaction() as conn:
-            rows = conn.execute(
-                select(samples.c.series_id, samples.c.ts, samples.c.value)
-                .where(and_(samples.c.ts >= start, samples.c.ts < end))
-                .order_by(samples.c.series_id, samples.c.ts)).all()
-            by_series: dict[int, tuple[list[int], list[float]]] = {}
-            for sid, t, v in rows:
-                ts_list, vals = by_series.setdefault(sid, ([], []))
-                ts_list.append(t)
-                vals.append(v)
-            for sid, (ts_list, vals) in by_series.items():
-                self._seal_series_hour(conn, sid, start, ts_list, vals)
-            conn.execute(delete(samples).where(and_(samples.c.ts >= start, samples.c.ts < end)))
-            self._head_min = conn.execute(select(samples.c.ts).order_by(samples.c.ts).limit(1)).scalar()
+            by_series: dict[int, dict[int, float]] = {}
+            for ts, blob in conn.execute(sql.HEAD_RANGE, rng):  # in write order: the first value for a ts wins
+                for sid, value in codec.unpack_tick(blob):
+                    by_series.setdefault(sid, {}).setdefault(ts, value)
+            for sid, values in by_series.items():
+                order = sorted(values)
+                self._seal_series_hour(conn, sid, start, order, [values[t] for t in order])
+            conn.execute(sql.HEAD_DELETE_RANGE, rng)
+            self._head_min = conn.execute(sql.HEAD_MIN_TS).fetchone()[0]
 
-    def _seal_series_hour(self, conn: Connection, sid: int, start: int,
+    def _seal_series_hour(self, conn: sqlite3.Connection, sid: int, start: int,
                           ts_list: Sequence[int], vals: Sequence[float]) -> None:
         """Fold one series' samples of one hour into its chunks and rollups.
 
@@ -153,55 +154,49 @@ class Store:
         value for a timestamp seen twice, and combining rollups additively so
         nothing already summarised is lost even after its raw chunk was pruned.
         """
-        existing = conn.execute(select(chunks.c.id, chunks.c.data).where(and_(
-            chunks.c.series_id == sid, chunks.c.kind == "raw", chunks.c.start_ts == start))).first()
+        key = {"series_id": sid, "kind": "raw", "start_ts": start}
+        existing = conn.execute(sql.CHUNK_GET, key).fetchone()
         new_ts, new_vals = list(ts_list), list(vals)
         if existing is not None:
-            old_ts, (old_vals,) = codec.decode(existing.data)
+            old_ts, (old_vals,) = codec.decode(existing[1])
             seen = set(old_ts)
             keep = [(t, v) for t, v in zip(new_ts, new_vals) if t not in seen]
             if not keep:
                 return
             merged = sorted(list(zip(old_ts, old_vals)) + keep, key=lambda tv: tv[0])
             new_ts, new_vals = [t for t, _ in keep], [v for _, v in keep]
-            all_ts, all_vals = [t for t, _ in merged], [v for _, v in merged]
-            conn.execute(update(chunks).where(chunks.c.id == existing.id).values(
-                count=len(all_ts), data=codec.encode(all_ts, [all_vals])))
+            conn.execute(sql.CHUNK_UPDATE, {"id": existing[0], "count": len(merged),
+                                            "data": codec.encode([t for t, _ in merged], [[v for _, v in merged]])})
         else:
-            conn.execute(insert(chunks).values(series_id=sid, kind="raw", start_ts=start,
-                                               count=len(new_ts), data=codec.encode(new_ts, [new_vals])))
+            conn.execute(sql.CHUNK_INSERT, dict(key, count=len(new_ts), data=codec.encode(new_ts, [new_vals])))
         # per-minute rollups, combined with any already sealed for this hour
         minutes = rollup.bucketize(new_ts, new_vals, 60)
-        old_m = conn.execute(select(chunks.c.id, chunks.c.data).where(and_(
-            chunks.c.series_id == sid, chunks.c.kind == "1m", chunks.c.start_ts == start))).first()
+        key["kind"] = "1m"
+        old_m = conn.execute(sql.CHUNK_GET, key).fetchone()
         if old_m is not None:
-            m_ts, cols = codec.decode(old_m.data)
+            m_ts, cols = codec.decode(old_m[1])
             rollup.merge_buckets(minutes, m_ts, zip(*cols), 60)
         order = sorted(minutes)
-        cols = [[float(minutes[m][i]) for m in order] for i in range(4)]
-        blob = codec.encode(order, cols)
+        blob = codec.encode(order, [[float(minutes[m][i]) for m in order] for i in range(4)])
         if old_m is not None:
-            conn.execute(update(chunks).where(chunks.c.id == old_m.id).values(count=len(order), data=blob))
+            conn.execute(sql.CHUNK_UPDATE, {"id": old_m[0], "count": len(order), "data": blob})
         else:
-            conn.execute(insert(chunks).values(series_id=sid, kind="1m", start_ts=start, count=len(order), data=blob))
+            conn.execute(sql.CHUNK_INSERT, dict(key, count=len(order), data=blob))
         # the hour
         agg = rollup.of_values(new_vals)
-        old_h = conn.execute(select(rollup_hour.c.count, rollup_hour.c.min, rollup_hour.c.max, rollup_hour.c.sum)
-                             .where(and_(rollup_hour.c.series_id == sid, rollup_hour.c.ts == start))).first()
+        hkey = {"series_id": sid, "ts": start}
+        old_h = conn.execute(sql.HOUR_GET, hkey).fetchone()
         if old_h is not None:
             agg = rollup.combine(list(old_h), agg)
-            conn.execute(update(rollup_hour).where(and_(rollup_hour.c.series_id == sid, rollup_hour.c.ts == start))
-                         .values(count=agg[0], min=agg[1], max=agg[2], sum=agg[3]))
-        else:
-            conn.execute(insert(rollup_hour).values(series_id=sid, ts=start, count=agg[0], min=agg[1],
-                                                    max=agg[2], sum=agg[3]))
+        conn.execute(sql.HOUR_UPDATE if old_h is not None else sql.HOUR_INSERT,
+                     dict(hkey, count=agg[0], min=agg[1], max=agg[2], sum=agg[3]))
 
     def prune(self, now: float) -> None:
         with self.transaction() as conn:
-            conn.execute(delete(chunks).where(and_(chunks.c.kind == "raw", chunks.c.start_ts < now - self.raw_retention)))
-            conn.execute(delete(chunks).where(and_(chunks.c.kind == "1m", chunks.c.start_ts < now - self.minute_retention)))
+            conn.execute(sql.CHUNKS_PRUNE, {"kind": "raw", "before": now - self.raw_retention})
+            conn.execute(sql.CHUNKS_PRUNE, {"kind": "1m", "before": now - self.minute_retention})
             if math.isfinite(self.hour_retention):
-                conn.execute(delete(rollup_hour).where(rollup_hour.c.ts < now - self.hour_retention))
+                conn.execute(sql.HOURS_PRUNE, {"before": now - self.hour_retention})
 
     # --- bulk API (benchmarks, imports) ---------------------------------------------
 
@@ -220,13 +215,12 @@ class Store:
 
     def checkpoint(self) -> None:
         with self.lock:
-            self.conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self.lock:
             try:
-                self.conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:  # closing must not fail on a busy reader
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # closing must not fail on a busy reader
                 pass
-            self.conn.close()
-            self.engine.dispose()
+            self.db.close()

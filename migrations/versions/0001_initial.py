@@ -21,12 +21,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", "labels", name="uq_series_name_labels"),
     )
     op.create_table(
-        "samples",
+        "head",
+        sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("ts", sa.BigInteger, nullable=False),
-        sa.Column("series_id", sa.Integer, nullable=False),
-        sa.Column("value", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint("ts", "series_id", name="pk_samples"),
-        sqlite_with_rowid=False,
+        sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "chunks",
@@ -56,5 +54,5 @@ def downgrade() -> None:
     op.drop_table("rollup_hour")
     op.drop_index("ix_chunks_kind_start", "chunks")
     op.drop_table("chunks")
-    op.drop_table("samples")
+    op.drop_table("head")
     op.drop_table("series")
