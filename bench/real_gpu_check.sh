@@ -5,25 +5,29 @@
 #   OUT=/tmp/hw bash bench/real_gpu_check.sh
 #
 # ishowd must be importable (installed, or PYTHONPATH at a checkout with its dependencies and
-# nvidia-ml-py). Writes every output under $OUT and prints it too. Changes no GPU setting.
+# nvidia-ml-py). Writes $OUT/real_gpu_check.log (everything, in order) and $OUT/status.json.
+# Changes no GPU setting.
 set -u
 OUT=${OUT:-/tmp/ishowd-real-gpu}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-Q=uuid,name,driver_version,pci.bus_id,utilization.gpu,memory.used,memory.total,temperature.gpu,clocks.gr,clocks.max.gr,power.draw,fan.speed
+DB=$(mktemp -d)
+exec > >(tee "$OUT/real_gpu_check.log") 2>&1
+Q=name,driver_version,utilization.gpu,memory.used,memory.total,temperature.gpu,clocks.gr,clocks.max.gr,power.draw,fan.speed,clocks_event_reasons.active
 
-smi() {  # $1: tag
-  nvidia-smi --query-gpu=$Q --format=csv > "$OUT/smi_$1.csv" 2>&1
-  nvidia-smi --query-gpu=uuid,clocks_event_reasons.active --format=csv > "$OUT/smi_$1_reasons.csv" 2>&1 ||
-    nvidia-smi --query-gpu=uuid,clocks_throttle_reasons.active --format=csv > "$OUT/smi_$1_reasons.csv" 2>&1
-  nvidia-smi --query-gpu=name,driver_version,utilization.gpu,memory.used,memory.total,temperature.gpu,clocks.gr,clocks.max.gr,power.draw,fan.speed,clocks_event_reasons.active \
-    --format=csv,nounits > "$OUT/smi_$1_brief.csv" 2>&1
+smi() {
+  date -u +%FT%T.%NZ
+  nvidia-smi --query-gpu=$Q --format=csv ||
+    nvidia-smi --query-gpu=${Q/clocks_event_reasons/clocks_throttle_reasons} --format=csv
+  nvidia-smi --query-gpu=uuid,pci.bus_id,memory.reserved,memory.free --format=csv
 }
 
-echo "== nvidia-smi (before)"; smi before; cat "$OUT"/smi_before*.csv
+echo "== nvidia-smi (before)"
+smi
 
 echo "== NVML collector, called directly"
-"$PY" - > "$OUT/collector.txt" 2>&1 <<'EOF'
+date -u +%FT%T.%NZ
+"$PY" - <<'PYEOF'
 import time
 from ishowd import config
 from ishowd.collectors import TickContext, load_all
@@ -38,37 +42,36 @@ if reason is None:
         print(f"{s.metric.name}{dict(s.labels)} = {s.value!r} {s.metric.unit}")
     print("absent (NotSupported):", {g.label: sorted(g.unsupported) for g in c._gpus})
     c.close()
-EOF
-cat "$OUT/collector.txt"
+PYEOF
 
-echo "== ishowd run --once, ishowctl status"
-cat > "$OUT/ishowd.toml" <<EOF
+echo "== ishowd run --once, then ishowctl status"
+cat > "$DB/ishowd.toml" <<TOML
 [storage]
-path = "$OUT/ishowd.db"
+path = "$DB/ishowd.db"
 [exporter]
 listen = ""
 [gpu]
 nvml = "auto"
-EOF
+TOML
 "$PY" -c 'import sys; sys.argv[0] = "ishowd"; from ishowd.daemon import main; main()' \
-  run --config "$OUT/ishowd.toml" --once > "$OUT/run_once.log" 2>&1
-echo "run --once exit $?"; cat "$OUT/run_once.log"
+  run --config "$DB/ishowd.toml" --once
+echo "run --once exit $?"
 "$PY" -c 'import sys; sys.argv[0] = "ishowctl"; from ishowd.cli import main; main()' \
-  --config "$OUT/ishowd.toml" status --json > "$OUT/status.json" 2> "$OUT/status.err"
+  --config "$DB/ishowd.toml" status --json > "$OUT/status.json"
 "$PY" -c 'import sys; sys.argv[0] = "ishowctl"; from ishowd.cli import main; main()' \
-  --config "$OUT/ishowd.toml" status > "$OUT/status.txt" 2>&1
-cat "$OUT/status.txt"
-"$PY" - "$OUT/status.json" <<'EOF'
+  --config "$DB/ishowd.toml" status
+echo "== status --json, the hardware part"
+"$PY" - "$OUT/status.json" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 for m in d["metrics"]:
-    if m["name"].startswith(("gpu_", "power_", "fan_")):
+    if m["name"].startswith(("gpu_", "power_", "fan_")) and m["name"] != "gpu_clock_event_reason":
         print(f'{m["name"]}{m["labels"]} = {m["value"]!r} ({m["unit"]})')
 print("gpu_lock:", d.get("gpu_lock"))
-EOF
+PYEOF
 
-echo "== nvidia-smi (after)"; smi after; cat "$OUT"/smi_after*.csv
-nvidia-smi -q -d PERFORMANCE,CLOCK,POWER,TEMPERATURE > "$OUT/smi_q.txt" 2>&1
-nvidia-smi -q | grep -i -A1 "fan speed" > "$OUT/smi_fan.txt" 2>&1
-cat "$OUT/smi_fan.txt"
-nvidia-smi > "$OUT/smi.txt" 2>&1
+echo "== nvidia-smi (after)"
+smi
+nvidia-smi -q | grep -i -E "fan speed|^ *Idle  |^ *Reserved|^ *Used  " | head -12
+nvidia-smi
+rm -rf "$DB"

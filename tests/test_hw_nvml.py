@@ -21,7 +21,7 @@ class NVMLError(Exception):
                           13: "Function Not Found"}.get(value, f"code {value}"))
 
 
-def fake_pynvml(gpus, *, init_error=None, with_temperature_v=True, with_event_reasons=True):
+def fake_pynvml(gpus, *, init_error=None, with_temperature_v=True, with_event_reasons=True, memory_v2=True):
     """gpus: [dict(uuid=, util=, used=, total=, temp=, clock=, max_clock=, power_mw=, fan=, reasons=)];
     a field whose value is an int error code raises NVMLError(code)."""
     m = types.ModuleType("pynvml")
@@ -47,8 +47,20 @@ def fake_pynvml(gpus, *, init_error=None, with_temperature_v=True, with_event_re
     m.nvmlDeviceGetUUID = lambda h: gpus[h]["uuid"]
     m.nvmlSystemGetDriverVersion = lambda: "570.00"
     m.nvmlDeviceGetUtilizationRates = lambda h: field(h, "util", lambda v: SimpleNamespace(gpu=v, memory=0))
-    m.nvmlDeviceGetMemoryInfo = lambda h: SimpleNamespace(used=field(h, "used"), total=gpus[h]["total"],
-                                                          free=gpus[h]["total"] - gpus[h]["used"])
+    def memory(h, version=None):
+        # v1 (no version) counts the driver's reservation as used, as the real call does
+        g = gpus[h]
+        if version is None:
+            used = field(h, "used") + g["reserved"]
+            return SimpleNamespace(used=used, total=g["total"], free=g["total"] - used)
+        if not memory_v2:
+            raise NVMLError(13)
+        assert version == m.nvmlMemory_v2
+        used = field(h, "used")
+        return SimpleNamespace(version=version, used=used, reserved=g["reserved"], total=g["total"],
+                               free=g["total"] - used - g["reserved"])
+    m.nvmlMemory_v2 = 0x02000028
+    m.nvmlDeviceGetMemoryInfo = memory
     if with_temperature_v:
         m.nvmlDeviceGetTemperatureV = lambda h, sensor: field(h, "temp")
     m.nvmlDeviceGetTemperature = lambda h, sensor: field(h, "temp")
@@ -63,7 +75,7 @@ def fake_pynvml(gpus, *, init_error=None, with_temperature_v=True, with_event_re
 
 
 def gpu(**kw):
-    base = dict(uuid=UUID0, util=37, used=81_000_000_000, total=150_754_820_096, temp=34, clock=1980,
+    base = dict(uuid=UUID0, util=37, used=81_000_000_000, reserved=644_939_776, total=150_754_820_096, temp=34, clock=1980,
                 max_clock=1980, power_mw=118_523, fan=NVMLError(3), reasons=0x0)
     base.update(kw)
     return base
@@ -98,6 +110,7 @@ def test_reads_every_field_with_uuid_labels(monkeypatch, cfg):
     assert got[("gpu_utilization_percent", g)] == 37.0
     assert got[("gpu_memory_used_bytes", g)] == 81_000_000_000
     assert got[("gpu_memory_total_bytes", g)] == 150_754_820_096
+    assert got[("gpu_memory_reserved_bytes", g)] == 644_939_776
     assert got[("gpu_temperature_celsius", g)] == 34.0
     assert got[("gpu_frequency_hz", g)] == 1_980_000_000
     assert got[("gpu_frequency_max_hz", g)] == 1_980_000_000
@@ -150,9 +163,12 @@ def test_other_errors_drop_the_field_for_this_tick_only(monkeypatch, cfg):
 
 
 def test_old_driver_falls_back_to_legacy_getters(monkeypatch, cfg):
-    m = fake_pynvml([gpu(reasons=0x1)], with_temperature_v=False, with_event_reasons=False)
+    m = fake_pynvml([gpu(reasons=0x1)], with_temperature_v=False, with_event_reasons=False, memory_v2=False)
     c, _ = setup_with(monkeypatch, cfg, m)
     got = readings(c.collect(tick(cfg)))
+    # v1 memory: the reservation is counted as used, and there is no reserved figure
+    assert got[("gpu_memory_used_bytes", (("gpu", UUID0),))] == 81_000_000_000 + 644_939_776
+    assert ("gpu_memory_reserved_bytes", (("gpu", UUID0),)) not in got
     assert got[("gpu_temperature_celsius", (("gpu", UUID0),))] == 34.0
     assert got[("gpu_clock_event_reason", (("gpu", UUID0), ("reason", "gpu_idle")))] == 1.0
 

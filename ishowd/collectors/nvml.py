@@ -6,8 +6,9 @@ Per GPU, each tick:
 metric                          NVML call
 =============================== =====================================================
 ``gpu_utilization_percent``     ``nvmlDeviceGetUtilizationRates(h).gpu``
-``gpu_memory_used_bytes``       ``nvmlDeviceGetMemoryInfo(h).used``
-``gpu_memory_total_bytes``      ``nvmlDeviceGetMemoryInfo(h).total``
+``gpu_memory_used_bytes``       ``nvmlDeviceGetMemoryInfo(h, version=nvmlMemory_v2).used``
+``gpu_memory_total_bytes``      ``nvmlDeviceGetMemoryInfo(h, version=nvmlMemory_v2).total``
+``gpu_memory_reserved_bytes``   ``nvmlDeviceGetMemoryInfo(h, version=nvmlMemory_v2).reserved``
 ``gpu_temperature_celsius``     ``nvmlDeviceGetTemperatureV(h, NVML_TEMPERATURE_GPU)``
                                 (``nvmlDeviceGetTemperature`` on drivers without it)
 ``gpu_frequency_hz``            ``nvmlDeviceGetClockInfo(h, NVML_CLOCK_GRAPHICS)`` × 10⁶
@@ -18,6 +19,13 @@ metric                          NVML call
 ``gpu_clock_event_reason``      ``nvmlDeviceGetCurrentClocksEventReasons(h)``, one 0/1
                                 series per reason bit
 =============================== =====================================================
+
+Memory is read through the v2 call, as nvidia-smi does: its ``used`` leaves out
+the memory the driver reserves for itself (``reserved``), so
+``gpu_memory_used_bytes`` equals nvidia-smi's ``memory.used``. The v1 call
+counts the reservation as used (615 MiB on an idle H200 that nvidia-smi shows
+at 0 MiB, see docs/hardware.md); it is used only on drivers without v2, and
+then there is no reserved figure.
 
 ``gpu`` (and ``rail``, ``fan``) is the GPU's UUID as nvidia-smi prints it
 (``GPU-…``): NVML's index order is not promised to survive a reboot, the UUID is.
@@ -60,6 +68,10 @@ CLOCK_EVENT = declare("gpu_clock_event_reason", "boolean",
                       "sw_power_cap, hw_slowdown, sw_thermal_slowdown, hw_thermal_slowdown, ...), else 0.",
                       ("gpu", "reason"), group="gpu")
 
+MEM_RESERVED = declare("gpu_memory_reserved_bytes", "bytes",
+                       "GPU memory the driver reserves for itself (NVML v2; not part of gpu_memory_used_bytes).",
+                       ("gpu",), group="gpu")
+
 # nvmlClocksEventReason* bits (nvml.h), as label values.
 CLOCK_EVENT_REASONS = (
     (0x001, "gpu_idle"),
@@ -94,7 +106,7 @@ def _text(value: Any) -> str:
 @register
 class NvmlCollector(Collector):
     name = "nvml"
-    metrics = (GPU_UTIL, GPU_MEM_USED, GPU_MEM_TOTAL, GPU_TEMP, GPU_FREQ, GPU_FREQ_MAX, GPU_LOCKED,
+    metrics = (GPU_UTIL, GPU_MEM_USED, GPU_MEM_TOTAL, MEM_RESERVED, GPU_TEMP, GPU_FREQ, GPU_FREQ_MAX, GPU_LOCKED,
                POWER, FAN_PERCENT, CLOCK_EVENT)
 
     def setup(self) -> Optional[str]:
@@ -116,6 +128,7 @@ class NvmlCollector(Collector):
         self._nv = pynvml
         self._temp_v = hasattr(pynvml, "nvmlDeviceGetTemperatureV")
         self._events_new = hasattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons")
+        self._mem_v2 = getattr(pynvml, "nvmlMemory_v2", None)
         try:
             for i in range(pynvml.nvmlDeviceGetCount()):
                 h = pynvml.nvmlDeviceGetHandleByIndex(i)
@@ -168,6 +181,17 @@ class NvmlCollector(Collector):
                 self._temp_v = False
         return nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
 
+    def _memory(self, h: Any) -> Any:
+        nv = self._nv
+        if self._mem_v2:
+            try:
+                return nv.nvmlDeviceGetMemoryInfo(h, version=self._mem_v2)
+            except nv.NVMLError as exc:
+                if getattr(exc, "value", None) not in (FUNCTION_NOT_FOUND, ARGUMENT_VERSION_MISMATCH, NOT_SUPPORTED):
+                    raise
+                self._mem_v2 = None
+        return nv.nvmlDeviceGetMemoryInfo(h)
+
     def _event_reasons(self, h: Any) -> int:
         nv = self._nv
         if self._events_new:
@@ -187,10 +211,13 @@ class NvmlCollector(Collector):
             util = self._get(g, "utilization", lambda: nv.nvmlDeviceGetUtilizationRates(h))
             if util is not None:
                 out.append(Sample(GPU_UTIL, float(util.gpu), labels))
-            mem = self._get(g, "memory", lambda: nv.nvmlDeviceGetMemoryInfo(h))
+            mem = self._get(g, "memory", lambda: self._memory(h))
             if mem is not None:
                 out.append(Sample(GPU_MEM_USED, float(mem.used), labels))
                 out.append(Sample(GPU_MEM_TOTAL, float(mem.total), labels))
+                reserved = getattr(mem, "reserved", None)
+                if reserved is not None:
+                    out.append(Sample(MEM_RESERVED, float(reserved), labels))
             temp = self._get(g, "temperature", lambda: self._temperature(h))
             if temp is not None:
                 out.append(Sample(GPU_TEMP, float(temp), labels))
