@@ -62,7 +62,7 @@ class JtopCollector(Collector):
         return None
 
     def close(self) -> None:
-        if self._jetson is not None:
+        if getattr(self, "_jetson", None) is not None:
             try:
                 self._jetson.close()
             except Exception:  # pragma: no cover

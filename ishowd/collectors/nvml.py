@@ -146,7 +146,7 @@ class NvmlCollector(Collector):
         return None
 
     def close(self) -> None:
-        if self._nv is not None:
+        if getattr(self, "_nv", None) is not None:
             try:
                 self._nv.nvmlShutdown()
             except Exception:  # pragma: no cover - shutting down anyway
