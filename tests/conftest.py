@@ -46,3 +46,13 @@ def run(*argv: str, env: dict | None = None, timeout: float = 60, **kw) -> subpr
     full_env = {k: v for k, v in os.environ.items() if k != "ISHOWD_CONFIG"}
     full_env.update(env or {})
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, **kw)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/*.json from this run instead of comparing (review the diff!)")
+
+
+@pytest.fixture
+def regen_golden(request) -> bool:
+    return request.config.getoption("--regen-golden")

@@ -1,0 +1,80 @@
+"""Small, fast readers for sysfs/procfs attribute files, shared by the hardware collectors.
+
+Every path handed to these functions has been built from ``[host] sysfs_root``
+or ``procfs_root`` (``ishowd.paths``). A sysfs attribute is one short value and
+a newline; reading it with ``os.open``/``os.read`` costs a few microseconds, which
+is what keeps a tick of all Jetson collectors well under a millisecond.
+
+Errors are classified, not swallowed: a caller drops the one sample whose read
+failed, and asks for re-discovery only when the file has *gone*
+(:func:`is_gone`), not when it is merely unreadable right now (EAGAIN while the
+DLA is powered off, EIO, a value that is not a number).
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+# errno values that mean "this path no longer exists": re-discover.
+_GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ENOTDIR}
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole (short) file. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def read_str(path: str) -> str:
+    """The file's text, stripped of whitespace and the NUL that device-tree strings end with."""
+    return read_bytes(path).decode("utf-8", "replace").strip().strip("\x00").strip()
+
+
+def read_int(path: str) -> int:
+    """One integer. Raises OSError (unreadable) or ValueError (empty, not a number)."""
+    return int(read_bytes(path))
+
+
+def try_str(path: str) -> str | None:
+    """For discovery only: the text, or None when it cannot be read."""
+    try:
+        return read_str(path)
+    except OSError:
+        return None
+
+
+def is_gone(exc: OSError) -> bool:
+    """True when the error says the file or its device has disappeared."""
+    return exc.errno in _GONE
+
+
+def listdir(path: str) -> list[str]:
+    """Sorted entries of a directory; [] when it does not exist (discovery only)."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def exists(path: str) -> bool:
+    """True for a file or directory, False for nothing or a dangling symlink."""
+    return os.path.exists(path)
+
+
+def meminfo_kb(text: str, *keys: str) -> dict[str, int]:
+    """Pick ``keys`` out of /proc/meminfo text; values in kB as written there."""
+    out: dict[str, int] = {}
+    wanted = set(keys)
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        if sep and name in wanted:
+            try:
+                out[name] = int(rest.split()[0])
+            except (IndexError, ValueError):
+                continue
+            if len(out) == len(wanted):
+                break
+    return out

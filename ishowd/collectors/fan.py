@@ -1,0 +1,105 @@
+"""Fans: ``fan_speed_percent{fan}`` from PWM duty, ``fan_speed_rpm{fan}`` where a tachometer exists.
+
+Discovery through ``class/hwmon/*``: a hwmon with ``pwm<N>`` files is a fan
+(``pwm-fan`` on Jetson, named ``pwmfan``; a PC's Super-I/O chip). Percent =
+pwm × 100 / 255. RPM comes from ``fan<N>_input`` beside ``pwm<N>`` (PCs) or
+from a hwmon with an ``rpm`` file (the Jetson tachometer,
+``…/39c0000.tachometer/hwmon/hwmon<N>/rpm``); when the host has exactly one
+PWM fan without its own RPM, a lone tachometer is taken to measure that fan
+and shares its label. The JetPack 4 ``/sys/devices/pwm-fan/cur_pwm`` and
+``rpm_measured`` files (Nano, TX2) are read when no hwmon fan exists.
+
+``fan`` is the hwmon's ``name`` (``pwmfan``), with ``.pwm<N>`` appended when a
+hwmon drives several fans.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+from ..metrics import Sample, declare
+from ..paths import sys_path
+from . import Collector, TickContext, register
+from ._sysfs import exists, is_gone, listdir, read_int, try_str
+
+FAN_PERCENT = declare("fan_speed_percent", "percent", "Fan PWM duty cycle (pwm × 100 / 255).", ("fan",), group="fan")
+FAN_RPM = declare("fan_speed_rpm", "rpm", "Fan speed measured by a tachometer.", ("fan",), group="fan")
+
+_PWM = re.compile(r"^pwm(\d+)$")
+_FAN_INPUT = "fan{}_input"
+
+
+def find_fans(config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """([(fan label, pwm path)], [(fan label, rpm path)])."""
+    base = str(sys_path(config, "class", "hwmon"))
+    pwms: list[tuple[str, str]] = []
+    rpms: list[tuple[str, str]] = []
+    tachs: list[tuple[str, str]] = []      # lone `rpm` files, paired below
+    for hw in listdir(base):
+        hdir = os.path.join(base, hw)
+        files = listdir(hdir)
+        name = try_str(os.path.join(hdir, "name")) or hw
+        channels = [m.group(1) for m in map(_PWM.match, files) if m]
+        for c in channels:
+            label = name if len(channels) == 1 else f"{name}.pwm{c}"
+            pwms.append((label, os.path.join(hdir, f"pwm{c}")))
+            if _FAN_INPUT.format(c) in files:
+                rpms.append((label, os.path.join(hdir, _FAN_INPUT.format(c))))
+        if "rpm" in files and exists(os.path.join(hdir, "rpm")):
+            tachs.append((name, os.path.join(hdir, "rpm")))
+    if not pwms:
+        legacy = str(sys_path(config, "devices", "pwm-fan"))
+        if exists(os.path.join(legacy, "cur_pwm")):
+            pwms.append(("pwm-fan", os.path.join(legacy, "cur_pwm")))
+            if exists(os.path.join(legacy, "rpm_measured")):
+                rpms.append(("pwm-fan", os.path.join(legacy, "rpm_measured")))
+    with_rpm = {label for label, _ in rpms}
+    without = [label for label, _ in pwms if label not in with_rpm]
+    if len(tachs) == 1 and len(without) == 1 and len(pwms) == 1:
+        rpms.append((without[0], tachs[0][1]))
+    else:
+        rpms += tachs
+    return pwms, rpms
+
+
+@register
+class FanCollector(Collector):
+    name = "fan"
+    metrics = (FAN_PERCENT, FAN_RPM)
+
+    def setup(self):
+        self.discoveries = 0
+        self._discover()
+        if not self._pwms and not self._rpms:
+            return "no fan"
+        return None
+
+    def _discover(self) -> None:
+        self.discoveries += 1
+        self._stale = False
+        self._pwms, self._rpms = find_fans(self.config)
+
+    def _read(self, path: str) -> int | None:
+        try:
+            return read_int(path)
+        except OSError as exc:
+            if is_gone(exc):
+                self._stale = True
+            return None
+        except ValueError:
+            return None
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        if self._stale:
+            self._discover()
+        out: list[Sample] = []
+        for label, path in self._pwms:
+            pwm = self._read(path)
+            if pwm is not None and 0 <= pwm <= 255:
+                out.append(Sample(FAN_PERCENT, pwm * 100.0 / 255.0, {"fan": label}))
+        for label, path in self._rpms:
+            rpm = self._read(path)
+            if rpm is not None and rpm >= 0:
+                out.append(Sample(FAN_RPM, float(rpm), {"fan": label}))
+        return out

@@ -1,0 +1,50 @@
+"""Memory the Jetson GPU uses: ``gpu_memory_used_bytes`` and ``gpu_memory_total_bytes``.
+
+A Jetson's GPU shares system RAM. ``NvMapMemUsed`` in ``/proc/meminfo`` (kB)
+is the memory nvmap has handed out (what jetson-stats shows as GPU "shared"
+memory); the total is ``MemTotal``. Read under ``[host] procfs_root``, only
+on a host where a Jetson devfreq GPU exists (its label is the ``gpu`` label);
+desktop GPUs get both figures from NVML instead.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..metrics import Sample
+from ..paths import proc_path
+from . import Collector, TickContext, register
+from ._gpu import GPU_MEM_TOTAL, GPU_MEM_USED, jetson_gpu_label
+from ._sysfs import meminfo_kb, read_bytes
+
+
+@register
+class JetsonGpuMemoryCollector(Collector):
+    name = "gpu_memory"
+    metrics = (GPU_MEM_USED, GPU_MEM_TOTAL)
+
+    def setup(self):
+        self._label = jetson_gpu_label(self.config)
+        if self._label is None:
+            return "no Jetson GPU (desktop GPUs: NVML)"
+        self._meminfo = str(proc_path(self.config, "meminfo"))
+        try:
+            found = meminfo_kb(read_bytes(self._meminfo).decode("ascii", "replace"), "NvMapMemUsed", "MemTotal")
+        except OSError as exc:
+            return f"cannot read {self._meminfo}: {exc.strerror or exc}"
+        if "NvMapMemUsed" not in found:
+            return "no NvMapMemUsed in meminfo (not an nvmap kernel)"
+        return None
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        try:
+            text = read_bytes(self._meminfo).decode("ascii", "replace")
+        except OSError:
+            return []
+        kb = meminfo_kb(text, "NvMapMemUsed", "MemTotal")
+        labels = {"gpu": self._label}
+        out = []
+        if "NvMapMemUsed" in kb:
+            out.append(Sample(GPU_MEM_USED, kb["NvMapMemUsed"] * 1024.0, labels))
+        if "MemTotal" in kb:
+            out.append(Sample(GPU_MEM_TOTAL, kb["MemTotal"] * 1024.0, labels))
+        return out

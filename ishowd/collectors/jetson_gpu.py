@@ -1,0 +1,104 @@
+"""Jetson GPU through devfreq: load, clocks, and whether the clock is locked at maximum.
+
+Read (all under ``[host] sysfs_root``), for each GPU found by
+:func:`~ishowd.collectors._gpu.find_jetson_gpus`:
+
+* ``<device>/load``: per-mille busy (0-1000) -> ``gpu_utilization_percent`` = load / 10
+* ``<devfreq>/cur_freq`` -> ``gpu_frequency_hz``
+* ``<devfreq>/min_freq``, ``max_freq`` -> ``gpu_frequency_floor_hz``, ``gpu_frequency_cap_hz``
+* ``<devfreq>/available_frequencies`` (read once at discovery) ->
+  ``gpu_frequency_max_hz`` = its highest entry
+
+``gpu_frequency_locked`` is 1 only when ``min_freq == max_freq ==
+max(available_frequencies)``: ``jetson_clocks`` raises the floor to the cap,
+and only in MAXN is the cap the true maximum. A GPU pinned at a lowered
+nvpmodel cap, or scaling freely, is 0. Without a readable
+``available_frequencies`` the true maximum is unknown and the lock is absent.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..metrics import Sample
+from . import Collector, TickContext, register
+from ._gpu import (GPU_FREQ, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_FREQ_MAX, GPU_LOCKED, GPU_UTIL,
+                   find_jetson_gpus)
+from ._sysfs import is_gone, read_bytes, read_int
+
+
+@dataclass
+class _Paths:
+    label: str
+    load: str
+    cur: str
+    floor: str
+    cap: str
+    top: int | None      # max(available_frequencies), or None when unreadable
+
+
+def _available_max(devfreq: str) -> int | None:
+    try:
+        values = [int(v) for v in read_bytes(os.path.join(devfreq, "available_frequencies")).split()]
+    except (OSError, ValueError):
+        return None
+    return max(values) if values else None
+
+
+@register
+class JetsonGpuCollector(Collector):
+    name = "jetson_gpu"
+    metrics = (GPU_UTIL, GPU_FREQ, GPU_FREQ_MAX, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_LOCKED)
+
+    def setup(self):
+        self.discoveries = 0
+        self._gpus = self._discover()
+        if not self._gpus:
+            return "no devfreq GPU"
+        return None
+
+    def _discover(self) -> list[_Paths]:
+        self.discoveries += 1
+        self._stale = False
+        out = []
+        for g in find_jetson_gpus(self.config):
+            out.append(_Paths(label=g.label, load=os.path.join(g.device, "load"),
+                              cur=os.path.join(g.devfreq, "cur_freq"), floor=os.path.join(g.devfreq, "min_freq"),
+                              cap=os.path.join(g.devfreq, "max_freq"), top=_available_max(g.devfreq)))
+        return out
+
+    def _read(self, path: str) -> int | None:
+        try:
+            return read_int(path)
+        except OSError as exc:
+            if is_gone(exc):
+                self._stale = True
+            return None
+        except ValueError:
+            return None
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        if self._stale:
+            self._gpus = self._discover()
+        out: list[Sample] = []
+        for g in self._gpus:
+            labels = {"gpu": g.label}
+            load = self._read(g.load)
+            if load is not None and 0 <= load <= 1000:
+                out.append(Sample(GPU_UTIL, load / 10.0, labels))
+            cur = self._read(g.cur)
+            if cur is not None and cur > 0:
+                out.append(Sample(GPU_FREQ, float(cur), labels))
+            floor = self._read(g.floor)
+            if floor is not None and floor > 0:
+                out.append(Sample(GPU_FREQ_FLOOR, float(floor), labels))
+            cap = self._read(g.cap)
+            if cap is not None and cap > 0:
+                out.append(Sample(GPU_FREQ_CAP, float(cap), labels))
+            if g.top is not None:
+                out.append(Sample(GPU_FREQ_MAX, float(g.top), labels))
+                if floor is not None and cap is not None and floor > 0:
+                    locked = floor == cap == g.top
+                    out.append(Sample(GPU_LOCKED, 1.0 if locked else 0.0, labels))
+        return out

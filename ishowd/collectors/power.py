@@ -1,0 +1,142 @@
+"""Jetson power rails from the INA3221 monitors: ``power_watts{rail}``.
+
+Discovery: ``bus/i2c/devices/*/name`` containing ``ina3221``; inside, either
+
+* hwmon (JetPack 5 and 6): ``hwmon/hwmon<N>/in<C>_label`` (the rail),
+  ``in<C>_input`` (bus voltage, mV) and ``curr<C>_input`` (mA), or
+* iio (JetPack 4): ``iio:device<N>/rail_name_<C>``, ``in_voltage<C>_input``
+  (mV) and ``in_current<C>_input`` (mA).
+
+Each tick, power = voltage × current (mV × mA / 10⁶ = W). Channels labelled
+``NC`` are not connected, and the ``sum of shunt voltages`` channel (in7) is
+not a rail: neither is read. Where the board has an input rail (``VDD_IN`` on
+Orin NX/Nano and Xavier NX, ``POM_5V_IN`` on Nano/TX2: a label ending in
+``_IN``), its reading is also given as ``rail="total"``, the whole module's
+draw. The AGX Orin has no input monitor, so no total is given there (a sum of
+the rails it does have would be invented).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..metrics import Sample, declare
+from ..paths import sys_path
+from . import Collector, TickContext, register
+from ._sysfs import exists, is_gone, listdir, read_int, try_str
+
+POWER = declare("power_watts", "watts",
+                "Power drawn on a rail: INA3221 bus voltage × current on Jetson (rail \"total\": the input rail), "
+                "board power through NVML.", ("rail",), group="power")
+
+TOTAL = "total"
+_HWMON_LABEL = re.compile(r"^in(\d+)_label$")
+_IIO_LABEL = re.compile(r"^rail_name_(\d+)$")
+
+
+def is_rail(label: str) -> bool:
+    return bool(label) and label.upper() != "NC" and "sum of shunt" not in label.lower()
+
+
+def is_input_rail(label: str) -> bool:
+    return label.upper().endswith("_IN")
+
+
+@dataclass(frozen=True)
+class Rail:
+    label: str
+    volts: str   # path, mV
+    amps: str    # path, mA
+    total: bool  # also reported as rail="total"
+
+
+def find_rails(config) -> list[Rail]:
+    base = str(sys_path(config, "bus", "i2c", "devices"))
+    rails: list[Rail] = []
+    for dev in listdir(base):
+        ddir = os.path.join(base, dev)
+        name = try_str(os.path.join(ddir, "name"))
+        if not name or "ina3221" not in name.lower():
+            continue
+        for hw in listdir(os.path.join(ddir, "hwmon")):
+            hdir = os.path.join(ddir, "hwmon", hw)
+            for f in listdir(hdir):
+                m = _HWMON_LABEL.match(f)
+                if m:
+                    c = m.group(1)
+                    rails.append(_rail(try_str(os.path.join(hdir, f)), os.path.join(hdir, f"in{c}_input"),
+                                       os.path.join(hdir, f"curr{c}_input")))
+        for iio in listdir(ddir):
+            if not iio.startswith("iio:device"):
+                continue
+            idir = os.path.join(ddir, iio)
+            for f in listdir(idir):
+                m = _IIO_LABEL.match(f)
+                if m:
+                    c = m.group(1)
+                    rails.append(_rail(try_str(os.path.join(idir, f)), os.path.join(idir, f"in_voltage{c}_input"),
+                                       os.path.join(idir, f"in_current{c}_input")))
+    rails = [r for r in rails if r is not None]
+    # Duplicate labels across monitors would merge two series: keep the first of each.
+    seen, unique = set(), []
+    for r in rails:
+        if r.label not in seen:
+            seen.add(r.label)
+            unique.append(r)
+    total_taken = False
+    out = []
+    for r in unique:
+        if r.total and not total_taken:
+            total_taken = True
+        elif r.total:
+            r = Rail(r.label, r.volts, r.amps, False)
+        out.append(r)
+    return out
+
+
+def _rail(label: str | None, volts: str, amps: str) -> Rail | None:
+    if label is None or not is_rail(label) or not (exists(volts) and exists(amps)):
+        return None
+    return Rail(label, volts, amps, is_input_rail(label))
+
+
+@register
+class PowerCollector(Collector):
+    name = "power"
+    metrics = (POWER,)
+
+    def setup(self):
+        self.discoveries = 0
+        self._rails = self._discover()
+        if not self._rails:
+            return "no INA3221 power monitor"
+        return None
+
+    def _discover(self) -> list[Rail]:
+        self.discoveries += 1
+        self._stale = False
+        return find_rails(self.config)
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        if self._stale:
+            self._rails = self._discover()
+        out: list[Sample] = []
+        for r in self._rails:
+            try:
+                mv = read_int(r.volts)
+                ma = read_int(r.amps)
+            except OSError as exc:
+                if is_gone(exc):
+                    self._stale = True
+                continue
+            except ValueError:
+                continue
+            if mv < 0 or ma < 0:
+                continue
+            watts = mv * ma / 1e6
+            out.append(Sample(POWER, watts, {"rail": r.label}))
+            if r.total:
+                out.append(Sample(POWER, watts, {"rail": TOTAL}))
+        return out
