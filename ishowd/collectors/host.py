@@ -55,11 +55,18 @@ class HostCollector(Collector):
         import psutil
         psutil.PROCFS_PATH = self.config.host.procfs_root
         self._psutil = psutil
-        psutil.cpu_percent(interval=None)  # primes the counter: the first reading is since this call
-        import time
-        self._primed_at = time.monotonic()
         self._mounts: list[str] | None = None
+        self._primed_at = None
+        self._prime_cpu()
         return None
+
+    def _prime_cpu(self) -> None:
+        import time
+        try:
+            self._psutil.cpu_percent(interval=None)  # the first reading is since this call
+            self._primed_at = time.monotonic()
+        except OSError:
+            self._primed_at = None  # no /proc/stat: cpu is absent, the rest still reads
 
     def _discover_mounts(self) -> list[str]:
         mounts = []
@@ -73,14 +80,27 @@ class HostCollector(Collector):
         return mounts
 
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        ps = self._psutil
         import time
-        # A reading over a few microseconds is noise (``run --once`` right after setup): take 0.1 s.
-        short = 0.1 - (time.monotonic() - self._primed_at)
-        out = [Sample(CPU, ps.cpu_percent(interval=short if short > 0 else None))]
-        vm = ps.virtual_memory()
-        out += [Sample(MEM_USED, float(vm.total - vm.available)), Sample(MEM_AVAILABLE, float(vm.available)),
-                Sample(MEM_TOTAL, float(vm.total)), Sample(SWAP_USED, float(ps.swap_memory().used))]
+        ps, out = self._psutil, []
+        if self._primed_at is None:
+            self._prime_cpu()
+        else:
+            # A reading over a few microseconds is noise (``run --once`` right after setup): take 0.1 s.
+            short = 0.1 - (time.monotonic() - self._primed_at)
+            try:
+                out.append(Sample(CPU, ps.cpu_percent(interval=short if short > 0 else None)))
+            except OSError:
+                self._primed_at = None
+        try:
+            vm = ps.virtual_memory()
+            out += [Sample(MEM_USED, float(vm.total - vm.available)), Sample(MEM_AVAILABLE, float(vm.available)),
+                    Sample(MEM_TOTAL, float(vm.total))]
+        except OSError:
+            pass  # each source costs only its own metrics
+        try:
+            out.append(Sample(SWAP_USED, float(ps.swap_memory().used)))
+        except OSError:
+            pass
         if self._mounts is None:
             self._mounts = self._discover_mounts()
         for m in self._mounts:
@@ -89,7 +109,6 @@ class HostCollector(Collector):
             except OSError:
                 self._mounts = None  # re-discover next tick; this path is absent for this one
         return out
-
 
 def _free(path: str) -> float:
     st = os.statvfs(path)
