@@ -37,7 +37,7 @@ def main() -> None:
     cfg.write_text(f'[storage]\npath = "{store}"\n[exporter]\nlisten = ""\n')
     ctl = str(Path(sys.executable).parent / "ishowctl")
     import sqlite3
-    last = sqlite3.connect(store).execute("SELECT max(ts) FROM rollup_hour").fetchone()[0]
+    last = sqlite3.connect(store).execute("SELECT max(start_ts) FROM chunks WHERE kind = 'raw'").fetchone()[0]
     from datetime import datetime, timezone
     until = datetime.fromtimestamp(last + 3600, timezone.utc).isoformat()
     since = datetime.fromtimestamp(last + 3600 - 365 * 86400, timezone.utc).isoformat()

@@ -75,19 +75,21 @@ def main() -> None:
     raw_bytes, raw_samples = conn.execute(
         "SELECT sum(length(data)), sum(count) FROM chunks WHERE kind = 'raw'").fetchone()
     m_bytes, m_rows = conn.execute("SELECT sum(length(data)), sum(count) FROM chunks WHERE kind = '1m'").fetchone()
-    hours = conn.execute("SELECT count(*) FROM rollup_hour").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+    h_bytes, hours = conn.execute("SELECT sum(length(data)), sum(count) FROM chunks WHERE kind = '1h'").fetchone()
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0] * page
     conn.close()
     naive = naive_bytes_per_sample(out.parent)
     total_samples = len(specs) * n * args.days * 24
     print(f"$ python bench/store_year.py --days {args.days}")
     print(f"simulated {args.days} days x {len(specs)} series every {INTERVAL}s = {total_samples:,} samples "
           f"in {took:.0f} s ({total_samples / took / 1e3:.0f} k samples/s through Store.bulk_load)")
-    print(f"store file with default retention: {size / 1e6:.1f} MB ({free / 1e6:.1f} MB of it free pages)")
+    print(f"store file with default retention: {size / 1e6:.1f} MB ({free / 1e6:.1f} MB of it free pages, "
+          f"{page} B pages)")
     print(f"raw chunks (last 14 d): {raw_samples:,} samples in {raw_bytes / 1e6:.2f} MB = "
           f"{raw_bytes / raw_samples:.2f} bytes/sample (blob payload)")
     print(f"per-minute rollups (last 90 d): {m_rows:,} rows in {m_bytes / 1e6:.2f} MB = {m_bytes / m_rows:.2f} bytes/row")
-    print(f"per-hour rollups (forever): {hours:,} rows")
+    print(f"per-hour rollups (forever): {hours:,} rows in {h_bytes / 1e6:.2f} MB = {h_bytes / hours:.2f} bytes/row")
     print(f"naive (series_id, ts, value) WITHOUT ROWID table: {naive:.1f} bytes/sample; a year of raw samples "
           f"that way: {naive * total_samples / 1e9:.2f} GB")
 

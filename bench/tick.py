@@ -53,8 +53,8 @@ def main() -> None:
     from ishowd.metrics import declare, labels_key
     real = {(s.metric.name, labels_key(s.labels)) for s in host.collect(ctx)}
     synth = [(get(name) or declare(name, "ratio", "bench"), labels, Generator(kind, i))
-             for i, (name, labels, kind) in enumerate(specs)][: 40 - len(real)]
-    synth = [x for x in synth if (x[0].name, labels_key(x[1])) not in real]
+             for i, (name, labels, kind) in enumerate(specs) if (name, labels_key(labels)) not in real]
+    synth = synth[: 40 - len(real)]
     t = 1_767_225_600
     # warm up: one hour, so the head is in its steady shape
     for _ in range(HOUR // INTERVAL):

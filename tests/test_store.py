@@ -27,9 +27,9 @@ def test_migrations_from_empty_create_the_schema(tmp_path):
     conn = sqlite3.connect(path)
     assert migrate.current_revision(conn) == migrate.head()
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"series", "head", "chunks", "rollup_hour", "alembic_version"} <= tables
+    assert {"series", "head", "chunks", "alembic_version"} <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
 
 
 def test_migrations_match_the_schema_module(tmp_path):
@@ -175,15 +175,15 @@ def test_history_matches_brute_force(tmp_path, step):
 
 
 def test_history_picks_the_coarsest_exact_tier():
-    assert Reader.tier_for(86400) == "hour"
-    assert Reader.tier_for(7200) == "hour"
+    assert Reader.tier_for(86400) == "1h"
+    assert Reader.tier_for(7200) == "1h"
     assert Reader.tier_for(300) == "1m"
     assert Reader.tier_for(90) == "raw"
     assert Reader.tier_for(10) == "raw"
 
 
 def test_retention_prunes_each_tier_on_its_own(tmp_path):
-    store = Store(tmp_path / "s.db", raw_retention=3 * 3600, minute_retention=6 * 3600, hour_retention=20 * 3600)
+    store = Store(tmp_path / "s.db", raw_retention=3 * 3600, minute_retention=6 * 3600, hour_retention=6 * 3600)
     truth, end = _simulate(store, hours=30, seed=3)
     store.maintain(end)
     store.close()
@@ -191,16 +191,18 @@ def test_retention_prunes_each_tier_on_its_own(tmp_path):
     q = reader.conn.execute
     assert q("SELECT min(start_ts) FROM chunks WHERE kind = 'raw'").fetchone()[0] >= end - 3 * 3600 - 3600
     assert q("SELECT min(start_ts) FROM chunks WHERE kind = '1m'").fetchone()[0] >= end - 6 * 3600 - 3600
-    assert q("SELECT min(ts) FROM rollup_hour").fetchone()[0] >= end - 20 * 3600 - 3600
+    # hourly rollups go a whole day at a time, once the day's last hour is past retention
+    assert q("SELECT min(start_ts) FROM chunks WHERE kind = '1h'").fetchone()[0] == T0 + 86400
     pairs = truth[("test_b_bytes", ())]
     (series,) = reader.series("test_b_bytes")
     # what is kept still answers exactly
-    since = end - end % 3600 - 15 * 3600
+    since = T0 + 86400
     _assert_same(reader.buckets(series.id, since, end, 3600), _brute(pairs, since, end, 3600))
     since = end - end % 3600 - 5 * 3600
     _assert_same(reader.buckets(series.id, since, end, 60), _brute(pairs, since, end, 60))
     # and what is gone is gone, not invented
     assert reader.buckets(series.id, T0, T0 + 3600, 10) == {}
+    assert reader.buckets(series.id, T0, T0 + 3600, 60) == {}
     assert reader.buckets(series.id, T0, T0 + 3600, 3600) == {}
 
 

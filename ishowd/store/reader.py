@@ -17,6 +17,7 @@ from .errors import NoStore, StoreError
 from .migrate import check_version
 
 HOUR = 3600
+DAY = 86400
 
 
 @dataclass
@@ -132,7 +133,7 @@ class Reader:
     def tier_for(step: int) -> str:
         """The coarsest stored data that answers buckets of ``step`` seconds exactly."""
         if step % HOUR == 0:
-            return "hour"
+            return "1h"
         if step % 60 == 0:
             return "1m"
         return "raw"
@@ -149,13 +150,10 @@ class Reader:
         until = until + (-until) % step
         tier = self.tier_for(step)
         out: dict[int, list] = {}
-        if tier == "hour":
-            rows = self.conn.execute(sql.HOURS_RANGE, {"series_id": series_id, "since": start,
-                                                       "until": until}).fetchall()
-            rollup.merge_buckets(out, (r[0] for r in rows), ([r[1], r[2], r[3], r[4]] for r in rows), step)
-        elif tier == "1m":
-            for (blob,) in self.conn.execute(sql.CHUNKS_RANGE, {"series_id": series_id, "kind": "1m",
-                                                                "since": start - start % HOUR, "until": until}):
+        if tier in ("1h", "1m"):
+            period = DAY if tier == "1h" else HOUR  # a 1h chunk holds a day, a 1m chunk an hour
+            for (blob,) in self.conn.execute(sql.CHUNKS_RANGE, {"series_id": series_id, "kind": tier,
+                                                                "since": start - start % period, "until": until}):
                 ts, cols = codec.decode(blob)
                 keep = [i for i, t in enumerate(ts) if start <= t < until]
                 rollup.merge_buckets(out, (ts[i] for i in keep),

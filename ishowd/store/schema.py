@@ -6,8 +6,7 @@ integers; per-event records (issue-specific tables) use microseconds.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
-                        Table, Text, UniqueConstraint)
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -31,8 +30,10 @@ head = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
-# Sealed data: one blob per (series, kind, hour). kind "raw" holds the samples,
-# kind "1m" the per-minute count/min/max/sum of the same hour.
+# Sealed data, compressed (codec.py), one blob per series, kind and period:
+#   kind "raw": the samples of one hour (start_ts = the hour);
+#   kind "1m":  per-minute count/min/max/sum of one hour (start_ts = the hour);
+#   kind "1h":  per-hour count/min/max/sum of one UTC day (start_ts = midnight).
 chunks = Table(
     "chunks", metadata,
     Column("id", Integer, primary_key=True),
@@ -44,15 +45,3 @@ chunks = Table(
     UniqueConstraint("series_id", "kind", "start_ts", name="uq_chunks_series_kind_start"),
 )
 Index("ix_chunks_kind_start", chunks.c.kind, chunks.c.start_ts)
-
-rollup_hour = Table(
-    "rollup_hour", metadata,
-    Column("series_id", Integer, nullable=False),
-    Column("ts", BigInteger, nullable=False),
-    Column("count", Integer, nullable=False),
-    Column("min", Float, nullable=False),
-    Column("max", Float, nullable=False),
-    Column("sum", Float, nullable=False),
-    PrimaryKeyConstraint("series_id", "ts", name="pk_rollup_hour"),
-    sqlite_with_rowid=False,
-)

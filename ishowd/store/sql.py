@@ -15,8 +15,3 @@ CHUNK_INSERT = 'INSERT INTO chunks (series_id, kind, start_ts, count, data) VALU
 CHUNK_UPDATE = 'UPDATE chunks SET count=:count, data=:data WHERE chunks.id = :id'
 CHUNKS_RANGE = 'SELECT chunks.data FROM chunks WHERE chunks.series_id = :series_id AND chunks.kind = :kind AND chunks.start_ts >= :since AND chunks.start_ts < :until ORDER BY chunks.start_ts'
 CHUNKS_PRUNE = 'DELETE FROM chunks WHERE chunks.kind = :kind AND chunks.start_ts < :before'
-HOUR_GET = 'SELECT rollup_hour.count, rollup_hour.min, rollup_hour.max, rollup_hour.sum FROM rollup_hour WHERE rollup_hour.series_id = :series_id AND rollup_hour.ts = :ts'
-HOUR_INSERT = 'INSERT INTO rollup_hour (series_id, ts, count, min, max, sum) VALUES (:series_id, :ts, :count, :min, :max, :sum)'
-HOUR_UPDATE = 'UPDATE rollup_hour SET count=:count, min=:min, max=:max, sum=:sum WHERE rollup_hour.series_id = :series_id AND rollup_hour.ts = :ts'
-HOURS_RANGE = 'SELECT rollup_hour.ts, rollup_hour.count, rollup_hour.min, rollup_hour.max, rollup_hour.sum FROM rollup_hour WHERE rollup_hour.series_id = :series_id AND rollup_hour.ts >= :since AND rollup_hour.ts < :until ORDER BY rollup_hour.ts'
-HOURS_PRUNE = 'DELETE FROM rollup_hour WHERE rollup_hour.ts < :before'

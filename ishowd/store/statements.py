@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import bindparam as p, delete, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 
-from .schema import chunks, head, rollup_hour, series
+from .schema import chunks, head, series
 
 STATEMENTS = {
     # series
@@ -44,18 +44,6 @@ STATEMENTS = {
     .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"),
            chunks.c.start_ts >= p("since"), chunks.c.start_ts < p("until")).order_by(chunks.c.start_ts),
     "CHUNKS_PRUNE": delete(chunks).where(chunks.c.kind == p("kind"), chunks.c.start_ts < p("before")),
-    # hourly rollups
-    "HOUR_GET": select(rollup_hour.c.count, rollup_hour.c.min, rollup_hour.c.max, rollup_hour.c.sum)
-    .where(rollup_hour.c.series_id == p("series_id"), rollup_hour.c.ts == p("ts")),
-    "HOUR_INSERT": insert(rollup_hour).values(series_id=p("series_id"), ts=p("ts"), count=p("count"),
-                                              min=p("min"), max=p("max"), sum=p("sum")),
-    "HOUR_UPDATE": update(rollup_hour).where(rollup_hour.c.series_id == p("series_id"), rollup_hour.c.ts == p("ts"))
-    .values(count=p("count"), min=p("min"), max=p("max"), sum=p("sum")),
-    "HOURS_RANGE": select(rollup_hour.c.ts, rollup_hour.c.count, rollup_hour.c.min, rollup_hour.c.max,
-                          rollup_hour.c.sum)
-    .where(rollup_hour.c.series_id == p("series_id"), rollup_hour.c.ts >= p("since"), rollup_hour.c.ts < p("until"))
-    .order_by(rollup_hour.c.ts),
-    "HOURS_PRUNE": delete(rollup_hour).where(rollup_hour.c.ts < p("before")),
 }
 
 GENERATED = Path(__file__).with_name("sql.py")

@@ -4,7 +4,7 @@ Each tick is one small transaction appending to the time-clustered head
 (``head``, one row per tick), so it dirties the table's last page or two (the eMMC wears
 with every page). Once an hour is at least an hour old it is *sealed*: per
 series, its samples become one compressed ``raw`` chunk, one ``1m`` chunk
-of per-minute rollups and one ``rollup_hour`` row, and leave the head, all
+of per-minute rollups, and one row of its day's ``1h`` chunk, and leave the head, all
 in one transaction. Retention then prunes each tier on its own schedule.
 
 It runs the SQL that ``statements.py`` compiles from the SQLAlchemy schema
@@ -30,9 +30,12 @@ from ..metrics import Sample, labels_key
 from . import codec, rollup, sql
 
 HOUR = 3600
-# Small pages: a tick appends ~0.5 KB, and every page a commit dirties is
-# written to the WAL and later to the file (the Jetson's eMMC wears with each).
-PAGE_SIZE = 1024
+DAY = 86400
+# Every page a commit dirties is written to the WAL and later to the file (the
+# Jetson's eMMC wears with each). A tick's row (~0.5 KB) dirties one 4 KiB page,
+# and sealed chunks (~0.4 KB each) pack well into them; 1 KiB pages halved the
+# bytes per tick but wasted a third of the chunk table in half-empty pages.
+PAGE_SIZE = 4096
 # A reader that holds a snapshot for minutes keeps the WAL from being reset;
 # once it lets go, the WAL is truncated back to this size after a checkpoint.
 WAL_SIZE_LIMIT = 1 << 20
@@ -169,34 +172,32 @@ class Store:
                                             "data": codec.encode([t for t, _ in merged], [[v for _, v in merged]])})
         else:
             conn.execute(sql.CHUNK_INSERT, dict(key, count=len(new_ts), data=codec.encode(new_ts, [new_vals])))
-        # per-minute rollups, combined with any already sealed for this hour
-        minutes = rollup.bucketize(new_ts, new_vals, 60)
-        key["kind"] = "1m"
-        old_m = conn.execute(sql.CHUNK_GET, key).fetchone()
-        if old_m is not None:
-            m_ts, cols = codec.decode(old_m[1])
-            rollup.merge_buckets(minutes, m_ts, zip(*cols), 60)
-        order = sorted(minutes)
-        blob = codec.encode(order, [[float(minutes[m][i]) for m in order] for i in range(4)])
-        if old_m is not None:
-            conn.execute(sql.CHUNK_UPDATE, {"id": old_m[0], "count": len(order), "data": blob})
+        # per-minute rollups of this hour, per-hour rollups of this day
+        self._merge_rollups(conn, sid, "1m", start, rollup.bucketize(new_ts, new_vals, 60))
+        self._merge_rollups(conn, sid, "1h", start - start % DAY, {start: rollup.of_values(new_vals)})
+
+    def _merge_rollups(self, conn: sqlite3.Connection, sid: int, kind: str, period: int,
+                       aggs: dict[int, list]) -> None:
+        """Combine bucket aggregates into the rollup chunk of ``kind`` starting at ``period``."""
+        key = {"series_id": sid, "kind": kind, "start_ts": period}
+        old = conn.execute(sql.CHUNK_GET, key).fetchone()
+        if old is not None:
+            ts, cols = codec.decode(old[1])
+            aggs = rollup.merge_buckets(aggs, ts, zip(*cols), 1)
+        order = sorted(aggs)
+        blob = codec.encode(order, [[float(aggs[t][i]) for t in order] for i in range(4)])
+        if old is not None:
+            conn.execute(sql.CHUNK_UPDATE, {"id": old[0], "count": len(order), "data": blob})
         else:
             conn.execute(sql.CHUNK_INSERT, dict(key, count=len(order), data=blob))
-        # the hour
-        agg = rollup.of_values(new_vals)
-        hkey = {"series_id": sid, "ts": start}
-        old_h = conn.execute(sql.HOUR_GET, hkey).fetchone()
-        if old_h is not None:
-            agg = rollup.combine(list(old_h), agg)
-        conn.execute(sql.HOUR_UPDATE if old_h is not None else sql.HOUR_INSERT,
-                     dict(hkey, count=agg[0], min=agg[1], max=agg[2], sum=agg[3]))
 
     def prune(self, now: float) -> None:
         with self.transaction() as conn:
             conn.execute(sql.CHUNKS_PRUNE, {"kind": "raw", "before": now - self.raw_retention})
             conn.execute(sql.CHUNKS_PRUNE, {"kind": "1m", "before": now - self.minute_retention})
             if math.isfinite(self.hour_retention):
-                conn.execute(sql.HOURS_PRUNE, {"before": now - self.hour_retention})
+                # a day's chunk goes once its last hour is past retention
+                conn.execute(sql.CHUNKS_PRUNE, {"kind": "1h", "before": now - self.hour_retention - DAY + HOUR})
 
     # --- bulk API (benchmarks, imports) ---------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The initial store: series, the raw head, sealed chunks, hourly rollups.
+"""The initial store: series, the raw head, sealed chunks (raw samples and rollups).
 
 Revision ID: 0001
 Revises:
@@ -37,21 +37,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("series_id", "kind", "start_ts", name="uq_chunks_series_kind_start"),
     )
     op.create_index("ix_chunks_kind_start", "chunks", ["kind", "start_ts"])
-    op.create_table(
-        "rollup_hour",
-        sa.Column("series_id", sa.Integer, nullable=False),
-        sa.Column("ts", sa.BigInteger, nullable=False),
-        sa.Column("count", sa.Integer, nullable=False),
-        sa.Column("min", sa.Float, nullable=False),
-        sa.Column("max", sa.Float, nullable=False),
-        sa.Column("sum", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint("series_id", "ts", name="pk_rollup_hour"),
-        sqlite_with_rowid=False,
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("rollup_hour")
     op.drop_index("ix_chunks_kind_start", "chunks")
     op.drop_table("chunks")
     op.drop_table("head")
