@@ -44,6 +44,11 @@ def naive_bytes_per_sample(tmp: Path, hours: int = 24) -> float:
     return path.stat().st_size / (len(specs) * n * hours)
 
 
+def _metric(name):
+    from ishowd.metrics import declare, get
+    return get(name) or declare(name, "ratio", "bench workload series")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--days", type=int, default=365)
@@ -59,14 +64,19 @@ def main() -> None:
     start = T_END - args.days * 86400
     n = HOUR // INTERVAL
     t0 = time.perf_counter()
-    for h in range(args.days * 24):
+    for h in range(args.days * 24 - 2):
         hour_start = start + h * HOUR
         ts = list(range(hour_start, hour_start + HOUR, INTERVAL))
         for (name, labels, _), g in zip(specs, gens):
             store.bulk_load(name, labels, ts, g.hour(n))
         if h % 24 == 23:  # the daemon prunes hourly; daily is enough to reuse freed pages here
             store.prune(hour_start + HOUR)
-    store.prune(T_END)
+    # The last two hours tick by tick, as the daemon writes them: a real head for `status`.
+    from ishowd.metrics import Sample
+    metrics = [_metric(name) for name, _, _ in specs]
+    for t in range(T_END - 2 * HOUR, T_END, INTERVAL):
+        store.write(t, [Sample(m, g.hour(1)[0], labels) for m, (_, labels, _), g in zip(metrics, specs, gens)])
+        store.maintain(t)
     store.checkpoint()
     store.close()
     took = time.perf_counter() - t0

@@ -6,7 +6,8 @@ integers; per-event records (issue-specific tables) use microseconds.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table,
+                        Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -34,14 +35,20 @@ head = Table(
 #   kind "raw": the samples of one hour (start_ts = the hour);
 #   kind "1m":  per-minute count/min/max/sum of one hour (start_ts = the hour);
 #   kind "1h":  per-hour count/min/max/sum of one UTC day (start_ts = midnight).
+#
+# Clustered by (kind, start_ts): each tier is pruned by time on its own schedule,
+# so pruning deletes a contiguous run of pages and frees them whole. (A rowid
+# table interleaving the tiers left each day's small 1h chunk alone on a page
+# whose raw and 1m neighbours had been pruned: 38% of the file was empty space.)
 chunks = Table(
     "chunks", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("series_id", Integer, nullable=False),
     Column("kind", Text, nullable=False),
     Column("start_ts", BigInteger, nullable=False),
+    Column("series_id", Integer, nullable=False),
     Column("count", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
-    UniqueConstraint("series_id", "kind", "start_ts", name="uq_chunks_series_kind_start"),
+    PrimaryKeyConstraint("kind", "start_ts", "series_id", name="pk_chunks"),
+    sqlite_with_rowid=False,
 )
-Index("ix_chunks_kind_start", chunks.c.kind, chunks.c.start_ts)
+# One series' chunks over a time range (history) without scanning every series'.
+Index("ix_chunks_series", chunks.c.series_id, chunks.c.kind, chunks.c.start_ts)

@@ -35,11 +35,13 @@ STATEMENTS = {
     .where(head.c.ts >= p("since"), head.c.ts < p("until")).order_by(head.c.id),
     "HEAD_DELETE_RANGE": delete(head).where(head.c.ts >= p("since"), head.c.ts < p("until")),
     # sealed chunks
-    "CHUNK_GET": select(chunks.c.id, chunks.c.data)
+    "CHUNK_GET": select(chunks.c.data)
     .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"), chunks.c.start_ts == p("start_ts")),
     "CHUNK_INSERT": insert(chunks).values(series_id=p("series_id"), kind=p("kind"), start_ts=p("start_ts"),
                                           count=p("count"), data=p("data")),
-    "CHUNK_UPDATE": update(chunks).where(chunks.c.id == p("id")).values(count=p("count"), data=p("data")),
+    "CHUNK_UPDATE": update(chunks)
+    .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"), chunks.c.start_ts == p("start_ts"))
+    .values(count=p("count"), data=p("data")),
     "CHUNKS_RANGE": select(chunks.c.data)
     .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"),
            chunks.c.start_ts >= p("since"), chunks.c.start_ts < p("until")).order_by(chunks.c.start_ts),

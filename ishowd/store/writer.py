@@ -161,15 +161,15 @@ class Store:
         existing = conn.execute(sql.CHUNK_GET, key).fetchone()
         new_ts, new_vals = list(ts_list), list(vals)
         if existing is not None:
-            old_ts, (old_vals,) = codec.decode(existing[1])
+            old_ts, (old_vals,) = codec.decode(existing[0])
             seen = set(old_ts)
             keep = [(t, v) for t, v in zip(new_ts, new_vals) if t not in seen]
             if not keep:
                 return
             merged = sorted(list(zip(old_ts, old_vals)) + keep, key=lambda tv: tv[0])
             new_ts, new_vals = [t for t, _ in keep], [v for _, v in keep]
-            conn.execute(sql.CHUNK_UPDATE, {"id": existing[0], "count": len(merged),
-                                            "data": codec.encode([t for t, _ in merged], [[v for _, v in merged]])})
+            conn.execute(sql.CHUNK_UPDATE, dict(key, count=len(merged),
+                                                data=codec.encode([t for t, _ in merged], [[v for _, v in merged]])))
         else:
             conn.execute(sql.CHUNK_INSERT, dict(key, count=len(new_ts), data=codec.encode(new_ts, [new_vals])))
         # per-minute rollups of this hour, per-hour rollups of this day
@@ -182,12 +182,12 @@ class Store:
         key = {"series_id": sid, "kind": kind, "start_ts": period}
         old = conn.execute(sql.CHUNK_GET, key).fetchone()
         if old is not None:
-            ts, cols = codec.decode(old[1])
+            ts, cols = codec.decode(old[0])
             aggs = rollup.merge_buckets(aggs, ts, zip(*cols), 1)
         order = sorted(aggs)
         blob = codec.encode(order, [[float(aggs[t][i]) for t in order] for i in range(4)])
         if old is not None:
-            conn.execute(sql.CHUNK_UPDATE, {"id": old[0], "count": len(order), "data": blob})
+            conn.execute(sql.CHUNK_UPDATE, dict(key, count=len(order), data=blob))
         else:
             conn.execute(sql.CHUNK_INSERT, dict(key, count=len(order), data=blob))
 

@@ -28,19 +28,19 @@ def upgrade() -> None:
     )
     op.create_table(
         "chunks",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("series_id", sa.Integer, nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("start_ts", sa.BigInteger, nullable=False),
+        sa.Column("series_id", sa.Integer, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.UniqueConstraint("series_id", "kind", "start_ts", name="uq_chunks_series_kind_start"),
+        sa.PrimaryKeyConstraint("kind", "start_ts", "series_id", name="pk_chunks"),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_chunks_kind_start", "chunks", ["kind", "start_ts"])
+    op.create_index("ix_chunks_series", "chunks", ["series_id", "kind", "start_ts"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_chunks_kind_start", "chunks")
+    op.drop_index("ix_chunks_series", "chunks")
     op.drop_table("chunks")
     op.drop_table("head")
     op.drop_table("series")
