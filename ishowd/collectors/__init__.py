@@ -21,12 +21,11 @@ collector is then skipped quietly and says so once in the log.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from ..metrics import Metric, Sample
+from ..plugins import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
@@ -61,30 +60,10 @@ class Collector:
         pass
 
 
-COLLECTORS: dict[str, type[Collector]] = {}
-
-
-def register(cls: type[Collector]) -> type[Collector]:
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    if cls.name in COLLECTORS and COLLECTORS[cls.name] is not cls:
-        raise ValueError(f"collector {cls.name!r} registered twice")
-    COLLECTORS[cls.name] = cls
-    return cls
-
-
-_loaded = False
-
-
-def load_all() -> dict[str, type[Collector]]:
-    """Import every collector module in this package (they register themselves)."""
-    global _loaded
-    if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{info.name}")
-        _loaded = True
-    return COLLECTORS
+_REGISTRY: Registry["Collector"] = Registry(__name__, "collector")
+COLLECTORS = _REGISTRY.classes
+register = _REGISTRY.register
+load_all = _REGISTRY.load_all
 
 
 # The daemon's own cost and health, one series per collector and tick.

@@ -20,9 +20,9 @@ every task once, in ``order``, after the single tick.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Optional
+
+from ..plugins import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
@@ -56,26 +56,7 @@ class Task:
         pass
 
 
-TASKS: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    if cls.name in TASKS and TASKS[cls.name] is not cls:
-        raise ValueError(f"task {cls.name!r} registered twice")
-    TASKS[cls.name] = cls
-    return cls
-
-
-_loaded = False
-
-
-def load_all() -> dict[str, type[Task]]:
-    global _loaded
-    if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{info.name}")
-        _loaded = True
-    return TASKS
+_REGISTRY: Registry["Task"] = Registry(__name__, "task")
+TASKS = _REGISTRY.classes
+register = _REGISTRY.register
+load_all = _REGISTRY.load_all
