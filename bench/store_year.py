@@ -8,7 +8,6 @@ and the naive layout's bytes per sample for comparison.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import sys
 import time

@@ -1,7 +1,6 @@
 """The daemon: ticks, failing collectors, SIGTERM, readers holding snapshots, clock steps."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -70,7 +69,6 @@ def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
         daemon.tick(now=1_767_225_600)
     finally:
         daemon.close()
-    conn = ro(tmp_path / "ishowd.db")
     from ishowd.store.reader import Reader
     rows = {r.name + r.labels_text: r.value for r in Reader(str(tmp_path / "ishowd.db")).latest(0)}
     assert rows['ishowd_collector_success{"collector":"broken"}'] == 0.0
