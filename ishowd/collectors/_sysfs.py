@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Iterable
+
+from ..metrics import Sample
+from . import Collector, TickContext
 
 # errno values that mean "this path no longer exists": re-discover.
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ENOTDIR}
@@ -78,3 +82,47 @@ def meminfo_kb(text: str, *keys: str) -> dict[str, int]:
             if len(out) == len(wanted):
                 break
     return out
+
+
+class SysfsCollector(Collector):
+    """A collector over sysfs files found once, and found again only when one has gone.
+
+    A subclass provides ``discover()`` (what to read: a list, empty when the
+    source is absent) and ``read(found, ctx)`` (the tick), reading each value
+    with ``value()``: a file that is unreadable right now or holds no number
+    costs only its own sample; a file that has gone marks the paths stale and
+    the next tick discovers again.
+    """
+    #: the setup() skip reason when discovery finds nothing
+    absent = "nothing to read"
+
+    def setup(self):
+        self.discoveries = 0
+        self.found = self._rediscover()
+        return None if self.found else self.absent
+
+    def _rediscover(self) -> list:
+        self.discoveries += 1
+        self._stale = False
+        return self.discover()
+
+    def discover(self) -> list:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, found: list, ctx: TickContext) -> Iterable[Sample]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def value(self, path: str) -> int | None:
+        try:
+            return read_int(path)
+        except OSError as exc:
+            if is_gone(exc):
+                self._stale = True
+            return None
+        except ValueError:
+            return None
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        if self._stale:
+            self.found = self._rediscover()
+        return self.read(self.found, ctx)

@@ -20,8 +20,8 @@ from typing import Iterable
 
 from ..metrics import Sample, declare
 from ..paths import sys_path
-from . import Collector, TickContext, register
-from ._sysfs import exists, is_gone, listdir, read_int, try_str
+from . import TickContext, register
+from ._sysfs import SysfsCollector, exists, listdir, try_str
 
 FAN_PERCENT = declare("fan_speed_percent", "percent", "Fan PWM duty cycle (pwm × 100 / 255).", ("fan",), group="fan")
 FAN_RPM = declare("fan_speed_rpm", "rpm", "Fan speed measured by a tachometer.", ("fan",), group="fan")
@@ -64,42 +64,24 @@ def find_fans(config) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 @register
-class FanCollector(Collector):
+class FanCollector(SysfsCollector):
     name = "fan"
     metrics = (FAN_PERCENT, FAN_RPM)
+    absent = "no fan"
 
-    def setup(self):
-        self.discoveries = 0
-        self._discover()
-        if not self._pwms and not self._rpms:
-            return "no fan"
-        return None
+    def discover(self) -> list[tuple[str, str, bool]]:
+        """[(fan label, path, is_rpm)]: pwm files, then tachometers."""
+        pwms, rpms = find_fans(self.config)
+        return [(label, path, False) for label, path in pwms] + [(label, path, True) for label, path in rpms]
 
-    def _discover(self) -> None:
-        self.discoveries += 1
-        self._stale = False
-        self._pwms, self._rpms = find_fans(self.config)
-
-    def _read(self, path: str) -> int | None:
-        try:
-            return read_int(path)
-        except OSError as exc:
-            if is_gone(exc):
-                self._stale = True
-            return None
-        except ValueError:
-            return None
-
-    def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        if self._stale:
-            self._discover()
+    def read(self, fans, ctx: TickContext) -> Iterable[Sample]:
         out: list[Sample] = []
-        for label, path in self._pwms:
-            pwm = self._read(path)
-            if pwm is not None and 0 <= pwm <= 255:
-                out.append(Sample(FAN_PERCENT, pwm * 100.0 / 255.0, {"fan": label}))
-        for label, path in self._rpms:
-            rpm = self._read(path)
-            if rpm is not None and rpm >= 0:
-                out.append(Sample(FAN_RPM, float(rpm), {"fan": label}))
+        for label, path, is_rpm in fans:
+            v = self.value(path)
+            if v is None:
+                continue
+            if is_rpm and v >= 0:
+                out.append(Sample(FAN_RPM, float(v), {"fan": label}))
+            elif not is_rpm and 0 <= v <= 255:
+                out.append(Sample(FAN_PERCENT, v * 100.0 / 255.0, {"fan": label}))
         return out

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..metrics import Sample
-from . import Collector, TickContext, register
+from . import TickContext, register
 from ._gpu import (GPU_FREQ, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_FREQ_MAX, GPU_LOCKED, GPU_UTIL,
                    find_jetson_gpus)
-from ._sysfs import is_gone, read_bytes, read_int
+from ._sysfs import SysfsCollector, read_bytes
 
 
 @dataclass
@@ -47,20 +47,13 @@ def _available_max(devfreq: str) -> int | None:
 
 
 @register
-class JetsonGpuCollector(Collector):
+class JetsonGpuCollector(SysfsCollector):
     name = "jetson_gpu"
     metrics = (GPU_UTIL, GPU_FREQ, GPU_FREQ_MAX, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_LOCKED)
 
-    def setup(self):
-        self.discoveries = 0
-        self._gpus = self._discover()
-        if not self._gpus:
-            return "no devfreq GPU"
-        return None
+    absent = "no devfreq GPU"
 
-    def _discover(self) -> list[_Paths]:
-        self.discoveries += 1
-        self._stale = False
+    def discover(self) -> list[_Paths]:
         out = []
         for g in find_jetson_gpus(self.config):
             out.append(_Paths(label=g.label, load=os.path.join(g.device, "load"),
@@ -68,32 +61,20 @@ class JetsonGpuCollector(Collector):
                               cap=os.path.join(g.devfreq, "max_freq"), top=_available_max(g.devfreq)))
         return out
 
-    def _read(self, path: str) -> int | None:
-        try:
-            return read_int(path)
-        except OSError as exc:
-            if is_gone(exc):
-                self._stale = True
-            return None
-        except ValueError:
-            return None
-
-    def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        if self._stale:
-            self._gpus = self._discover()
+    def read(self, gpus, ctx: TickContext) -> Iterable[Sample]:
         out: list[Sample] = []
-        for g in self._gpus:
+        for g in gpus:
             labels = {"gpu": g.label}
-            load = self._read(g.load)
+            load = self.value(g.load)
             if load is not None and 0 <= load <= 1000:
                 out.append(Sample(GPU_UTIL, load / 10.0, labels))
-            cur = self._read(g.cur)
+            cur = self.value(g.cur)
             if cur is not None and cur > 0:
                 out.append(Sample(GPU_FREQ, float(cur), labels))
-            floor = self._read(g.floor)
+            floor = self.value(g.floor)
             if floor is not None and floor > 0:
                 out.append(Sample(GPU_FREQ_FLOOR, float(floor), labels))
-            cap = self._read(g.cap)
+            cap = self.value(g.cap)
             if cap is not None and cap > 0:
                 out.append(Sample(GPU_FREQ_CAP, float(cap), labels))
             if g.top is not None:

@@ -24,8 +24,8 @@ from typing import Iterable
 
 from ..metrics import Sample, declare
 from ..paths import sys_path
-from . import Collector, TickContext, register
-from ._sysfs import exists, is_gone, listdir, read_int, try_str
+from . import TickContext, register
+from ._sysfs import SysfsCollector, exists, listdir, try_str
 
 POWER = declare("power_watts", "watts",
                 "Power drawn on a rail: INA3221 bus voltage × current on Jetson (rail \"total\": the input rail), "
@@ -103,37 +103,19 @@ def _rail(label: str | None, volts: str, amps: str) -> Rail | None:
 
 
 @register
-class PowerCollector(Collector):
+class PowerCollector(SysfsCollector):
     name = "power"
     metrics = (POWER,)
+    absent = "no INA3221 power monitor"
 
-    def setup(self):
-        self.discoveries = 0
-        self._rails = self._discover()
-        if not self._rails:
-            return "no INA3221 power monitor"
-        return None
-
-    def _discover(self) -> list[Rail]:
-        self.discoveries += 1
-        self._stale = False
+    def discover(self) -> list[Rail]:
         return find_rails(self.config)
 
-    def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        if self._stale:
-            self._rails = self._discover()
+    def read(self, rails, ctx: TickContext) -> Iterable[Sample]:
         out: list[Sample] = []
-        for r in self._rails:
-            try:
-                mv = read_int(r.volts)
-                ma = read_int(r.amps)
-            except OSError as exc:
-                if is_gone(exc):
-                    self._stale = True
-                continue
-            except ValueError:
-                continue
-            if mv < 0 or ma < 0:
+        for r in rails:
+            mv, ma = self.value(r.volts), self.value(r.amps)
+            if mv is None or ma is None or mv < 0 or ma < 0:
                 continue
             watts = mv * ma / 1e6
             out.append(Sample(POWER, watts, {"rail": r.label}))

@@ -19,9 +19,9 @@ from typing import Iterable
 
 from ..metrics import Sample, declare
 from ..paths import sys_path
-from . import Collector, TickContext, register
+from . import TickContext, register
 from ._gpu import GPU_TEMP, jetson_gpu_label
-from ._sysfs import exists, is_gone, listdir, read_int, try_str
+from ._sysfs import SysfsCollector, exists, listdir, try_str
 
 TEMPERATURE = declare("temperature_celsius", "celsius", "Temperature of a thermal zone (label: the zone's type).",
                       ("zone",), group="thermal")
@@ -38,22 +38,17 @@ def is_gpu_zone(zone_type: str) -> bool:
 
 
 @register
-class ThermalCollector(Collector):
+class ThermalCollector(SysfsCollector):
     name = "thermal"
     metrics = (TEMPERATURE, GPU_TEMP)
+    absent = "no thermal zones"
 
     def setup(self):
-        self.discoveries = 0
         self._gpu_label = jetson_gpu_label(self.config)
-        self._zones = self._discover()
-        if not self._zones:
-            return "no thermal zones"
-        return None
+        return super().setup()
 
-    def _discover(self) -> list[tuple[str, str, str | None]]:
+    def discover(self) -> list[tuple[str, str, str | None]]:
         """[(temp path, zone label, gpu label or None)] for every readable-looking zone."""
-        self.discoveries += 1
-        self._stale = False
         base = str(sys_path(self.config, "class", "thermal"))
         found = []
         for entry in listdir(base):
@@ -80,19 +75,13 @@ class ThermalCollector(Collector):
             zones.append((temp, label, gpu))
         return zones
 
-    def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        if self._stale:
-            self._zones = self._discover()
+    def read(self, zones, ctx: TickContext) -> Iterable[Sample]:
         out: list[Sample] = []
-        for temp, label, gpu in self._zones:
-            try:
-                celsius = read_int(temp) / 1000.0
-            except OSError as exc:
-                if is_gone(exc):
-                    self._stale = True
+        for temp, label, gpu in zones:
+            milli = self.value(temp)
+            if milli is None:
                 continue
-            except ValueError:
-                continue
+            celsius = milli / 1000.0
             if not MIN_CELSIUS <= celsius <= MAX_CELSIUS:
                 continue
             out.append(Sample(TEMPERATURE, celsius, {"zone": label}))
