@@ -209,6 +209,22 @@ def _defaults_text() -> str:
     return (Path(__file__).parent / "defaults.toml").read_text(encoding="utf-8")
 
 
+def _fill(keys: dict[str, Key], given: dict, where: str, file: str, known_what: str) -> Section:
+    """Validate the keys ``given`` for one table and fill in the defaults of the rest."""
+    sec = Section()
+    for key_name, value in given.items():
+        if key_name not in keys:
+            known = ", ".join(sorted(keys)) or "none"
+            raise ConfigError(file, where + key_name, "", detail=f"unknown key ({known_what}: {known})")
+        sec[key_name] = _convert(keys[key_name], value, where + key_name, file)
+    for key_name, key in keys.items():
+        if key_name not in sec:
+            if key.required:
+                raise ConfigError(file, where + key_name, key.expected(), detail="missing; expected " + key.expected())
+            sec[key_name] = None if key.default is None else _convert(key, key.default, where + key_name, file)
+    return sec
+
+
 def build(data: dict, file: str) -> Config:
     """Validate parsed TOML ``data`` against the schema and fill in defaults."""
     _ensure_schema()
@@ -230,19 +246,7 @@ def build(data: dict, file: str) -> Config:
             root, _, child = arr.partition(".")
             if root == name:
                 given.pop(child, None)
-        sec = Section()
-        for key_name, value in given.items():
-            if key_name not in keys:
-                known = ", ".join(sorted(keys)) or "none"
-                raise ConfigError(file, f"[{name}] {key_name}", "",
-                                  detail=f"unknown key (known keys of [{name}]: {known})")
-            sec[key_name] = _convert(keys[key_name], value, f"[{name}] {key_name}", file)
-        for key_name, key in keys.items():
-            if key_name not in sec:
-                if key.required:
-                    raise ConfigError(file, f"[{name}] {key_name}", key.expected(), detail="missing; expected " + key.expected())
-                sec[key_name] = _convert(key, key.default, f"[{name}] {key_name}", file) if key.default is not None else None
-        cfg.sections[name] = sec
+        cfg.sections[name] = _fill(keys, given, f"[{name}] ", file, f"known keys of [{name}]")
     for arr, keys in TABLE_ARRAYS.items():
         root, _, child = arr.partition(".")
         items = data.get(root, {}).get(child) if child else data.get(root)
@@ -253,21 +257,7 @@ def build(data: dict, file: str) -> Config:
         out = []
         for index, item in enumerate(items):
             label = item.get("name") if isinstance(item.get("name"), str) else f"#{index + 1}"
-            where = f"[[{arr}]] {label}"
-            sec = Section()
-            for key_name, value in item.items():
-                if key_name not in keys:
-                    known = ", ".join(sorted(keys))
-                    raise ConfigError(file, f"{where}: {key_name}", "",
-                                      detail=f"unknown key (known keys: {known})")
-                sec[key_name] = _convert(keys[key_name], value, f"{where}: {key_name}", file)
-            for key_name, key in keys.items():
-                if key_name not in sec:
-                    if key.required:
-                        raise ConfigError(file, f"{where}: {key_name}", key.expected(),
-                                          detail="missing; expected " + key.expected())
-                    sec[key_name] = key.default
-            out.append(sec)
+            out.append(_fill(keys, item, f"[[{arr}]] {label}: ", file, "known keys"))
         cfg.arrays[arr] = out
     for check in CROSS_CHECKS:
         check(cfg)
