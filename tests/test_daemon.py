@@ -36,10 +36,11 @@ def ro(path):
 
 
 def ticks(path) -> dict[int, int]:
+    """{head row id: samples in it}: one row per tick (two ticks may share a second)."""
     try:
         conn = ro(path)
         try:
-            return {ts: len(blob) // 12 for ts, blob in conn.execute("SELECT ts, data FROM head ORDER BY ts")}
+            return {rowid: len(blob) // 12 for rowid, blob in conn.execute("SELECT id, data FROM head ORDER BY id")}
         finally:
             conn.close()
     except sqlite3.OperationalError:
