@@ -6,8 +6,8 @@ integers; per-event records (issue-specific tables) use microseconds.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table,
-                        Text, UniqueConstraint)
+from sqlalchemy import (BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
+                        Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -52,3 +52,55 @@ chunks = Table(
 )
 # One series' chunks over a time range (history) without scanning every series'.
 Index("ix_chunks_series", chunks.c.series_id, chunks.c.kind, chunks.c.start_ts)
+
+# --- alerts (ishowd/alerts) ------------------------------------------------------
+# Timestamps here are microseconds since the epoch, UTC.
+
+# One row per (rule, series) that is pending or firing; inactive and resolved
+# series have none. The daemon restores it at start, so a restart neither
+# forgets a firing alert nor runs its hooks again.
+alert_state = Table(
+    "alert_state", metadata,
+    Column("rule", Text, nullable=False),
+    Column("labels", Text, nullable=False, server_default=""),   # the series' canonical labels
+    Column("metric", Text, nullable=False),
+    Column("state", Text, nullable=False),                       # pending | firing
+    Column("severity", Text, nullable=False),
+    Column("active_since", BigInteger, nullable=False),          # when the condition began to hold
+    Column("fired_at", BigInteger),                              # when it fired (null while pending)
+    Column("value", Float),                                      # the value that fired it (or started pending)
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("event_id", Integer),                                 # its firing event in alert_events
+    PrimaryKeyConstraint("rule", "labels", name="pk_alert_state"),
+)
+
+# Every firing and resolving, oldest first: the history `ishowctl alerts --all` shows.
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("labels", Text, nullable=False, server_default=""),
+    Column("metric", Text, nullable=False),
+    Column("state", Text, nullable=False),                       # firing | resolved
+    Column("severity", Text, nullable=False),
+    Column("value", Float),
+    Column("since", BigInteger, nullable=False),                 # when the alert fired
+    Column("summary", Text, nullable=False, server_default=""),
+)
+Index("ix_alert_events_ts", alert_events.c.ts)
+
+# Every run of a hook command: one row per attempt.
+hook_runs = Table(
+    "hook_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, nullable=False),
+    Column("hook", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),                  # 1, then 2... for retries
+    Column("started", BigInteger, nullable=False),
+    Column("duration", Float, nullable=False),                   # seconds
+    Column("status", Text, nullable=False),                      # ok | failed | timeout | error | dropped
+    Column("exit_code", Integer),                                # null when it never exited by itself
+    Column("output", Text, nullable=False, server_default=""),   # its first lines (stdout and stderr)
+)
+Index("ix_hook_runs_event", hook_runs.c.event_id)

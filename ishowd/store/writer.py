@@ -73,6 +73,10 @@ class Store:
             (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
         self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
         self._pruned_at = None
+        # Called with each sample write's ``{ts: [(series_id, value), ...]}`` inside its
+        # transaction; must be cheap and must not raise. Alert evaluation keeps its
+        # windows current from these instead of re-reading the store after every tick.
+        self.observers: list = []
 
     # --- transactions -------------------------------------------------------
 
@@ -118,6 +122,9 @@ class Store:
             conn.execute(sql.HEAD_INSERT, {"ts": t, "data": codec.pack_tick(pairs)})
             if self._head_min is None or t < self._head_min:
                 self._head_min = t
+        if by_ts:
+            for observe in self.observers:
+                observe(by_ts)
         return n
 
     def maintain(self, now: float) -> int:
