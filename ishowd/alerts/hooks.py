@@ -1,0 +1,308 @@
+"""Hook commands: run off the sampling path, bounded, killed on timeout, retried, recorded.
+
+A hook is an argv (never a shell). Each run:
+
+- gets the alert as one JSON object on stdin and as ``ISHOWD_ALERT_*``
+  environment variables (on top of the daemon's own environment);
+- starts in a new session, so it and everything it spawns form one process
+  group; at its timeout the group gets SIGTERM, and SIGKILL after
+  ``[alerts] hook_kill_grace``. Processes it leaves behind after exiting
+  are ended the same way (a grandchild that keeps the output pipe open
+  counts as the hook still running);
+- has the first ``hook_output_lines`` lines of its stdout and stderr kept
+  (at most 8 KiB are read into memory; the rest is drained and dropped).
+
+At most ``hook_workers`` runs at once, in their own threads: the tick only
+queues them. At most ``hook_queue`` wait; beyond that a run is dropped (and
+recorded as such). A failed run (non-zero exit, timeout, cannot start) is
+retried up to the hook's ``retries`` times, ``hook_retry_delay`` after the
+first failure, doubling after each. Every attempt is recorded.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .rules import Hook
+
+log = logging.getLogger("ishowd.alerts")
+
+OUTPUT_BYTES = 8192
+
+
+@dataclass
+class RunResult:
+    status: str                   # ok | failed | timeout | error | dropped
+    exit_code: Optional[int]
+    duration: float
+    output: str
+    started: float = 0.0          # wall clock
+
+
+def alert_env(payload: dict) -> dict[str, str]:
+    """The ``ISHOWD_ALERT_*`` variables for a hook (docs/interface.md)."""
+    def text(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, (dict, list)):
+            return json.dumps(v, ensure_ascii=False, sort_keys=True)
+        return str(v)
+    return {"ISHOWD_ALERT_" + k.upper(): text(v) for k, v in payload.items()}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member changed its uid: still there
+        return True
+    return True
+
+
+def _end_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``grace``; reap the leader."""
+    pgid = proc.pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        proc.poll()
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        if not _group_alive(pgid):
+            break
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
+        log.warning("hook pid %d did not die after SIGKILL", pgid)
+
+
+def run_command(argv, stdin: bytes, env: dict, timeout: float, *, kill_grace: float = 2.0,
+                max_lines: int = 20) -> RunResult:
+    """Run one hook command to completion or timeout; never raises for the command's faults."""
+    started_wall = time.time()
+    start = time.monotonic()
+    deadline = start + timeout
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                close_fds=True, cwd="/")
+    except (OSError, ValueError) as exc:
+        return RunResult("error", None, time.monotonic() - start, f"cannot start {argv[0]}: {exc}",
+                         started_wall)
+    kept = bytearray()
+    timed_out = False
+    sel = selectors.DefaultSelector()
+    try:
+        out_fd = proc.stdout.fileno()
+        os.set_blocking(out_fd, False)
+        sel.register(out_fd, selectors.EVENT_READ)
+        pending = memoryview(stdin)
+        in_fd = proc.stdin.fileno()
+        if pending:
+            os.set_blocking(in_fd, False)
+            sel.register(in_fd, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(remaining):
+                if key.fd == in_fd:
+                    try:
+                        pending = pending[os.write(in_fd, pending[:65536]):]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # it closed stdin without reading it all: its business
+                        pending = pending[:0]
+                    if not pending:
+                        sel.unregister(in_fd)
+                        proc.stdin.close()
+                else:
+                    try:
+                        chunk = os.read(out_fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        sel.unregister(out_fd)
+                    elif len(kept) < OUTPUT_BYTES:
+                        kept += chunk[:OUTPUT_BYTES - len(kept)]
+        if not timed_out:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            _end_group(proc, kill_grace)
+            try:  # what it wrote before it was killed
+                while len(kept) < OUTPUT_BYTES:
+                    chunk = os.read(out_fd, 65536)
+                    if not chunk:
+                        break
+                    kept += chunk[:OUTPUT_BYTES - len(kept)]
+            except OSError:
+                pass
+        elif _group_alive(proc.pid):
+            _end_group(proc, kill_grace)  # it exited but left processes behind
+    finally:
+        sel.close()
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        if proc.returncode is None:  # pragma: no cover - an exception above
+            _end_group(proc, 0)
+    duration = time.monotonic() - start
+    lines = kept.decode("utf-8", "replace").splitlines()[:max_lines]
+    output = "\n".join(lines)
+    if timed_out:
+        return RunResult("timeout", None, duration, output, started_wall)
+    rc = proc.returncode
+    return RunResult("ok" if rc == 0 else "failed", rc, duration, output, started_wall)
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    seq: int
+    hook: Hook = None  # type: ignore[assignment]
+    payload: dict = None  # type: ignore[assignment]
+    event_id: int = 0
+    attempt: int = 1
+
+
+class HookRunner:
+    """A bounded pool of hook runs with delayed retries. ``record`` is called for every attempt."""
+
+    def __init__(self, record: Callable[[int, Hook, int, RunResult], None], *, workers: int = 2,
+                 queue: int = 100, retry_delay: float = 5.0, kill_grace: float = 2.0, output_lines: int = 20):
+        self.record = record
+        self.workers = workers
+        self.queue_limit = queue
+        self.retry_delay = retry_delay
+        self.kill_grace = kill_grace
+        self.output_lines = output_lines
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._closing = False
+        self._close_by = 0.0
+
+    def submit(self, hook: Hook, payload: dict, event_id: int) -> bool:
+        """Queue a run now; False (and a recorded ``dropped`` run) when the queue is full."""
+        with self._cond:
+            if self._closing or len(self._heap) >= self.queue_limit:
+                full = True
+            else:
+                full = False
+                heapq.heappush(self._heap, _Job(time.monotonic(), next(self._seq), hook, payload, event_id))
+                self._start_workers()
+                self._cond.notify()
+        if full:
+            why = "daemon stopping" if self._closing else f"queue full ({self.queue_limit} runs waiting)"
+            log.warning("hook %s for event %d dropped: %s", hook.name, event_id, why)
+            self._record(event_id, hook, 1, RunResult("dropped", None, 0.0, why, time.time()))
+            return False
+        return True
+
+    def _start_workers(self) -> None:
+        while len(self._threads) < self.workers:
+            t = threading.Thread(target=self._work, name=f"ishowd-hook-{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _record(self, event_id: int, hook: Hook, attempt: int, result: RunResult) -> None:
+        try:
+            self.record(event_id, hook, attempt, result)
+        except Exception as exc:  # recording must never kill a worker
+            log.error("recording a run of hook %s failed: %s", hook.name, exc)
+
+    def _next(self) -> Optional[_Job]:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._closing and now >= self._close_by:
+                    return None
+                if self._heap and self._heap[0].due <= now:
+                    self._busy += 1
+                    return heapq.heappop(self._heap)
+                if self._closing and (not self._heap or self._heap[0].due > self._close_by):
+                    return None
+                wait = self._heap[0].due - now if self._heap else None
+                if self._closing:
+                    wait = min(wait if wait is not None else self._close_by - now, self._close_by - now)
+                self._cond.wait(wait)
+
+    def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _run(self, job: _Job) -> None:
+        hook = job.hook
+        data = json.dumps(job.payload, ensure_ascii=False).encode() + b"\n"
+        env = dict(os.environ)
+        env.update(alert_env(job.payload))
+        result = run_command(hook.command, data, env, hook.timeout, kill_grace=self.kill_grace,
+                             max_lines=self.output_lines)
+        self._record(job.event_id, hook, job.attempt, result)
+        if result.status == "ok":
+            return
+        retry = job.attempt <= hook.retries
+        log.warning("hook %s (%s %s, attempt %d): %s%s", hook.name, job.payload.get("rule"),
+                    job.payload.get("state"), job.attempt,
+                    result.status + (f" with exit status {result.exit_code}" if result.exit_code is not None else ""),
+                    "; retrying" if retry else "; giving up")
+        if retry:
+            delay = self.retry_delay * 2 ** (job.attempt - 1)
+            with self._cond:
+                heapq.heappush(self._heap, _Job(time.monotonic() + delay, next(self._seq), hook,
+                                                job.payload, job.event_id, job.attempt + 1))
+                self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._heap and self._busy == 0
+
+    def close(self, wait: float = 30.0) -> None:
+        """Finish what is running and what falls due within ``wait`` seconds; record the rest as dropped."""
+        with self._cond:
+            self._closing = True
+            self._close_by = time.monotonic() + wait
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+        with self._cond:
+            left, self._heap = self._heap, []
+        for job in left:
+            self._record(job.event_id, job.hook, job.attempt,
+                         RunResult("dropped", None, 0.0, "daemon stopped before the retry was due", time.time()))
