@@ -95,8 +95,8 @@ class Daemon:
             batch.append(Sample(COLLECTOR_SUCCESS, ok, labels))
         return batch
 
-    def tick(self, now: Optional[float] = None) -> int:
-        """Sample, write, maintain, run after-tick tasks. Returns the samples written."""
+    def tick(self, now: Optional[float] = None, *, after: bool = True) -> int:
+        """Sample, write, maintain, run after-tick tasks (unless ``after`` is False). Returns the samples written."""
         with self._tick_lock:
             now = time.time() if now is None else now
             batch = self.collect(now)
@@ -107,9 +107,10 @@ class Daemon:
                 log.error("writing the tick failed: %s", exc)
                 written = 0
             self.ticks += 1
-        for task in self.tasks:
-            if task.after_tick:
-                self._run_task(task, now)
+        if after:
+            for task in self.tasks:
+                if task.after_tick:
+                    self._run_task(task, now)
         return written
 
     def _run_task(self, task, now: Optional[float] = None) -> None:
@@ -121,9 +122,13 @@ class Daemon:
     # --- running -------------------------------------------------------------------
 
     def run_once(self) -> None:
-        self.tick()
+        # the after-tick tasks (alert evaluation) last, so they judge what the others ingested
+        self.tick(after=False)
         for task in self.tasks:
             if not task.after_tick:
+                self._run_task(task)
+        for task in self.tasks:
+            if task.after_tick:
                 self._run_task(task)
 
     def run_forever(self) -> None:

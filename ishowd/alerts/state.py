@@ -1,0 +1,118 @@
+"""Reading alert state and history from the store: stdlib sqlite3 only (the CLI's path).
+
+Used by ``ishowctl alerts``, ``ishowctl check`` and the status provider over
+a ``store.reader.Reader`` connection. A store without the alert tables (not
+yet upgraded) reads as "no alerts".
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+
+def to_us(ts: Optional[float]) -> Optional[int]:
+    return None if ts is None else int(round(ts * 1_000_000))
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    """ISO 8601 with an offset (UTC), to the second unless it has a fraction."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.isoformat(timespec="microseconds" if ts % 1 else "seconds")
+
+
+@dataclass
+class ActiveAlert:
+    rule: str
+    labels: dict
+    metric: str
+    state: str
+    severity: str
+    active_since: float
+    fired_at: Optional[float]
+    value: Optional[float]
+    summary: str
+
+    @property
+    def since(self) -> float:
+        return self.fired_at if self.fired_at is not None else self.active_since
+
+    def as_json(self) -> dict:
+        return {"rule": self.rule, "severity": self.severity, "since": iso(self.since),
+                "value": _finite(self.value), "labels": self.labels, "summary": self.summary,
+                "metric": self.metric, "state": self.state, "active_since": iso(self.active_since)}
+
+
+@dataclass
+class Event:
+    id: int
+    ts: float
+    rule: str
+    labels: dict
+    metric: str
+    state: str
+    severity: str
+    value: Optional[float]
+    since: float
+    summary: str
+    hooks: list = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"ts": iso(self.ts), "rule": self.rule, "state": self.state, "severity": self.severity,
+                "value": _finite(self.value), "labels": self.labels, "metric": self.metric,
+                "since": iso(self.since), "summary": self.summary, "hooks": self.hooks}
+
+
+def _finite(v):
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return v
+
+
+def _labels(text: str) -> dict:
+    return json.loads(text) if text else {}
+
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def active(conn: sqlite3.Connection, *, pending: bool = False) -> list[ActiveAlert]:
+    """Firing alerts (and pending ones when asked), most severe first, then oldest first."""
+    try:
+        rows = conn.execute(
+            "SELECT rule, labels, metric, state, severity, active_since, fired_at, value, summary "
+            "FROM alert_state" + ("" if pending else " WHERE state = 'firing'")).fetchall()
+    except sqlite3.OperationalError:  # a store from before the alert tables
+        return []
+    out = [ActiveAlert(r[0], _labels(r[1]), r[2], r[3], r[4], r[5] / 1e6,
+                       None if r[6] is None else r[6] / 1e6, r[7], r[8]) for r in rows]
+    out.sort(key=lambda a: (a.state != "firing", SEVERITY_ORDER.get(a.severity, 9), a.since, a.rule,
+                            sorted(a.labels.items())))
+    return out
+
+
+def history(conn: sqlite3.Connection, limit: Optional[int] = None) -> list[Event]:
+    """Alert events with their hook runs, oldest first (the newest ``limit`` when given)."""
+    try:
+        q = ("SELECT id, ts, rule, labels, metric, state, severity, value, since, summary FROM alert_events "
+             "ORDER BY ts DESC, id DESC") + (f" LIMIT {int(limit)}" if limit else "")
+        rows = conn.execute(q).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    events = [Event(r[0], r[1] / 1e6, r[2], _labels(r[3]), r[4], r[5], r[6], r[7], r[8] / 1e6, r[9])
+              for r in reversed(rows)]
+    if events:
+        by_id = {e.id: e for e in events}
+        low = min(by_id)
+        for eid, hook, attempt, started, duration, status, code, output in conn.execute(
+                "SELECT event_id, hook, attempt, started, duration, status, exit_code, output FROM hook_runs "
+                "WHERE event_id >= ? ORDER BY id", (low,)):
+            e = by_id.get(eid)
+            if e is not None:
+                e.hooks.append({"hook": hook, "attempt": attempt, "started": iso(started / 1e6),
+                                "seconds": duration, "status": status, "exit_code": code, "output": output})
+    return events

@@ -1,0 +1,34 @@
+"""Alert evaluation: after every sampling tick (see ishowd/alerts).
+
+Import-light on purpose: the CLI imports every task module (for the config
+schema), so the engine, SQLAlchemy and subprocess handling load in ``setup``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..alerts import rules  # noqa: F401  (declares the [alerts] keys)
+from . import Task, register
+
+
+@register
+class AlertsTask(Task):
+    name = "alerts"
+    order = 90
+    after_tick = True
+
+    evaluator = None
+
+    def setup(self) -> Optional[str]:
+        from ..alerts.evaluator import Evaluator
+        if not rules.rules_of(self.config):
+            return "no [[alerts.rules]] configured"
+        self.evaluator = Evaluator(self.config, self.store)
+        return None
+
+    def run(self, now: float) -> None:
+        self.evaluator.run(now)
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
