@@ -168,8 +168,9 @@ class Evaluator:
             st = ch.alert
             rule = self.engine.rule_by_name[st.rule]
             if ch.kind == "firing":
-                log.warning("alert %s%s firing (%s): %s = %s; %s", st.rule, _labels_text(st.labels),
-                            st.severity, rule.describe(), number(st.value), st.summary)
+                log.warning("alert %s%s firing (%s): %s, value %s%s", st.rule, _labels_text(st.labels),
+                            st.severity, rule.describe(), number(st.value),
+                            f": {st.summary}" if st.summary else "")
             else:
                 log.info("alert %s%s resolved: value %s", st.rule, _labels_text(st.labels), number(ch.value))
             payload = self.payload(ch, rule)
