@@ -88,7 +88,12 @@ def series_samples(conn: sqlite3.Connection, sid: int) -> list[tuple[int, float]
     for (blob,) in conn.execute("SELECT data FROM chunks WHERE series_id = ? AND kind = 'raw'", (sid,)):
         ts, (vals,) = codec.decode(blob)
         out += list(zip(ts, vals))
-    out += conn.execute("SELECT ts, value FROM samples WHERE series_id = ?", (sid,)).fetchall()
+    seen = set()
+    for ts, blob in conn.execute("SELECT ts, data FROM head ORDER BY id"):   # the first value per ts wins
+        for s, v in codec.unpack_tick(blob):
+            if s == sid and ts not in seen:
+                seen.add(ts)
+                out.append((ts, v))
     out.sort()
     return out
 

@@ -1,6 +1,8 @@
 """The daemon's side of alerts: the engine fed from the store, its state kept there, hooks run.
 
-Evaluation after a tick reads nothing from the store in the steady state:
+It runs the SQL of ``store/sql.py`` through the writer's sqlite3 connection
+(the daemon never loads SQLAlchemy). Evaluation after a tick reads nothing
+from the store in the steady state:
 every sample write reaches the engine through ``Store.observers`` (the
 tick's, and the per-request ones log ingestion stamps in the past), and the
 windows are loaded from the store once, when a series is first judged. Only
@@ -14,10 +16,8 @@ import logging
 import socket
 from typing import Optional
 
-from sqlalchemy import and_, delete, insert, select
-
 from ..metrics import parse_labels_key
-from ..store.schema import alert_events, alert_state, chunks, hook_runs, samples, series
+from ..store import codec, sql
 from .engine import AlertState, Change, Engine
 from .hooks import HookRunner, RunResult
 from .rules import Hook, hooks_of, number, rules_of
@@ -48,46 +48,49 @@ class Evaluator:
         self._queue: collections.deque = collections.deque()
         self._known: set[int] = set()
         self._started = False
-        with store.transaction() as conn:
+        with store.lock:
             # the newest sample before this start: a longer gap than `stale` ends pending holds
-            self._last_write = conn.execute(select(samples.c.ts).order_by(samples.c.ts.desc()).limit(1)).scalar()
+            self._last_write = store.db.execute(sql.HEAD_MAX_TS).fetchone()[0]
         store.observers.append(self._observe)
 
     # --- samples -----------------------------------------------------------------
 
-    def _observe(self, rows: list) -> None:
-        self._queue.append(rows)  # deque.append is atomic: writers in other threads are fine
+    def _observe(self, by_ts: dict) -> None:
+        self._queue.append(by_ts)  # deque.append is atomic: writers in other threads are fine
 
-    def _load(self, conn, sid: int, since: float) -> None:
-        start = int(since) - int(since) % HOUR
-        from ..store import codec
-        for (blob,) in conn.execute(select(chunks.c.data).where(and_(
-                chunks.c.series_id == sid, chunks.c.kind == "raw", chunks.c.start_ts >= start))
-                .order_by(chunks.c.start_ts)):
-            ts, (vals,) = codec.decode(blob)
-            for t, v in zip(ts, vals):
-                if t >= since:
+    def _load(self, conn, sids: list[int], now: float) -> None:
+        """Feed newly judged series what their windows need from the store (chunks, then the head)."""
+        since = {sid: now - self.engine.lookback(sid) for sid in sids}
+        for sid in sids:
+            start = int(since[sid])
+            for (blob,) in conn.execute(sql.CHUNKS_RANGE, {"series_id": sid, "kind": "raw",
+                                                           "since": start - start % HOUR, "until": 1 << 62}):
+                ts, (vals,) = codec.decode(blob)
+                for t, v in zip(ts, vals):
+                    if t >= start:
+                        self.engine.feed(sid, t, v)
+        low = int(min(since.values()))
+        for t, blob in conn.execute(sql.HEAD_SINCE, {"since": low}):  # in write order: the first value wins
+            for sid, v in codec.unpack_tick(blob):
+                s = since.get(sid)
+                if s is not None and t >= s:
                     self.engine.feed(sid, t, v)
-        for t, v in conn.execute(select(samples.c.ts, samples.c.value).where(and_(
-                samples.c.ts >= int(since), samples.c.series_id == sid)).order_by(samples.c.ts)):
-            self.engine.feed(sid, t, v)
 
-    def _add_series(self, conn, sid: int, name: str, labels: str, now: float) -> None:
+    def _add_series(self, sid: int, name: str, labels: str) -> bool:
+        """Judge a series if a rule wants it; True when it needs loading."""
         self._known.add(sid)
         if name not in self.engine.by_metric:
-            return
-        if self.engine.add_series(sid, name, parse_labels_key(labels), labels) is not None:
-            self._load(conn, sid, now - self.engine.lookback(sid))
+            return False
+        return self.engine.add_series(sid, name, parse_labels_key(labels), labels) is not None
 
     def _start(self, now: float) -> None:
         with self.store.transaction() as conn:
             states = []
-            for r in conn.execute(select(alert_state)).mappings():
+            for r in conn.execute(sql.ALERT_STATE_ALL):
                 states.append(AlertState(
-                    rule=r["rule"], key=r["labels"], labels=parse_labels_key(r["labels"]), metric=r["metric"],
-                    state=r["state"], severity=r["severity"], active_since=r["active_since"] / 1e6,
-                    fired_at=None if r["fired_at"] is None else r["fired_at"] / 1e6, value=r["value"],
-                    summary=r["summary"], event_id=r["event_id"]))
+                    rule=r[0], key=r[1], labels=parse_labels_key(r[1]), metric=r[2], state=r[3], severity=r[4],
+                    active_since=r[5] / 1e6, fired_at=None if r[6] is None else r[6] / 1e6, value=r[7],
+                    summary=r[8], event_id=r[9]))
             drop = self.engine.restore(states)
             for st in drop:
                 log.info("alert %s%s (%s) dropped: its rule is gone or no longer judges that series",
@@ -95,14 +98,15 @@ class Evaluator:
             if self._last_write is None or now - self._last_write > self.stale:
                 drop += self.engine.forget_pending()
             for st in drop:
-                conn.execute(delete(alert_state).where(and_(alert_state.c.rule == st.rule,
-                                                            alert_state.c.labels == st.key)))
+                conn.execute(sql.ALERT_STATE_DELETE, {"rule": st.rule, "labels": st.key})
             firing = self.engine.active()
             if firing:
                 log.info("still firing from before the restart (hooks not run again): %s",
                          ", ".join(st.rule + _labels_text(st.labels) for st in firing))
-            for sid, name, labels in conn.execute(select(series.c.id, series.c.name, series.c.labels)):
-                self._add_series(conn, sid, name, labels, now)
+            load = [sid for sid, name, labels in conn.execute(sql.SERIES_ALL).fetchall()
+                    if self._add_series(sid, name, labels)]
+            if load:
+                self._load(conn, load, now)
         judged = {r.name for sd in self.engine.series.values() for r in sd.rules}
         quiet = [f"{r.name} ({r.metric}{_labels_text(r.labels)})" for r in self.rules if r.name not in judged]
         if quiet:
@@ -111,24 +115,27 @@ class Evaluator:
         self._started = True
 
     def _drain(self, now: float) -> None:
-        engine, unknown = self.engine, []
+        series, known, unknown = self.engine.series, self._known, []
         queue = self._queue
         while queue:
-            for r in queue.popleft():
-                sid = r["series_id"]
-                sd = engine.series.get(sid)
-                if sd is not None:
-                    sd.add(r["ts"], r["value"])
-                elif sid not in self._known:
-                    unknown.append(r)
+            for t, pairs in queue.popleft().items():
+                for sid, v in pairs:
+                    sd = series.get(sid)
+                    if sd is not None:
+                        sd.add(t, v)
+                    elif sid not in known:
+                        unknown.append((sid, t, v))
         if unknown:
             with self.store.transaction() as conn:
-                for sid in sorted({r["series_id"] for r in unknown}):
-                    row = conn.execute(select(series.c.name, series.c.labels).where(series.c.id == sid)).first()
-                    if row is not None:
-                        self._add_series(conn, sid, row[0], row[1], now)
-            for r in unknown:
-                engine.feed(r["series_id"], r["ts"], r["value"])
+                load = []
+                for sid in sorted({u[0] for u in unknown}):
+                    row = conn.execute(sql.SERIES_BY_ID, {"id": sid}).fetchone()
+                    if row is not None and self._add_series(sid, row[0], row[1]):
+                        load.append(sid)
+                if load:
+                    self._load(conn, load, now)
+            for sid, t, v in unknown:
+                self.engine.feed(sid, t, v)
 
     # --- evaluation ------------------------------------------------------------------
 
@@ -147,23 +154,23 @@ class Evaluator:
         with self.store.transaction() as conn:
             for ch in changes:
                 st = ch.alert
-                where = and_(alert_state.c.rule == st.rule, alert_state.c.labels == st.key)
                 if ch.kind in ("cleared", "resolved"):
-                    conn.execute(delete(alert_state).where(where))
+                    conn.execute(sql.ALERT_STATE_DELETE, {"rule": st.rule, "labels": st.key})
                 if ch.kind in ("firing", "resolved"):
-                    st_value = st.value if ch.kind == "firing" else ch.value
-                    eid = conn.execute(insert(alert_events).values(
-                        ts=to_us(now), rule=st.rule, labels=st.key, metric=st.metric, state=ch.kind,
-                        severity=st.severity, value=st_value, since=to_us(st.fired_at),
-                        summary=st.summary)).inserted_primary_key[0]
+                    eid = conn.execute(sql.ALERT_EVENT_INSERT, {
+                        "ts": to_us(now), "rule": st.rule, "labels": st.key, "metric": st.metric,
+                        "state": ch.kind, "severity": st.severity,
+                        "value": st.value if ch.kind == "firing" else ch.value,
+                        "since": to_us(st.fired_at), "summary": st.summary}).lastrowid
                     if ch.kind == "firing":
                         st.event_id = eid
                     fired.append((ch, eid))
                 if ch.kind in ("pending", "firing"):
-                    conn.execute(insert(alert_state).prefix_with("OR REPLACE").values(
-                        rule=st.rule, labels=st.key, metric=st.metric, state=st.state, severity=st.severity,
-                        active_since=to_us(st.active_since), fired_at=to_us(st.fired_at), value=st.value,
-                        summary=st.summary, event_id=st.event_id))
+                    conn.execute(sql.ALERT_STATE_PUT, {
+                        "rule": st.rule, "labels": st.key, "metric": st.metric, "state": st.state,
+                        "severity": st.severity, "active_since": to_us(st.active_since),
+                        "fired_at": to_us(st.fired_at), "value": st.value, "summary": st.summary,
+                        "event_id": st.event_id})
         for ch, eid in fired:
             st = ch.alert
             rule = self.engine.rule_by_name[st.rule]
@@ -197,10 +204,10 @@ class Evaluator:
 
     def _record_run(self, event_id: int, hook: Hook, attempt: int, result: RunResult) -> None:
         with self.store.transaction() as conn:
-            conn.execute(insert(hook_runs).values(
-                event_id=event_id, hook=hook.name, attempt=attempt, started=to_us(result.started),
-                duration=round(result.duration, 6), status=result.status, exit_code=result.exit_code,
-                output=result.output))
+            conn.execute(sql.HOOK_RUN_INSERT, {
+                "event_id": event_id, "hook": hook.name, "attempt": attempt, "started": to_us(result.started),
+                "duration": round(result.duration, 6), "status": result.status, "exit_code": result.exit_code,
+                "output": result.output})
 
     def close(self, wait: float = 30.0) -> None:
         try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
+from ..store import sql
+
 
 def to_us(ts: Optional[float]) -> Optional[int]:
     return None if ts is None else int(round(ts * 1_000_000))
@@ -83,13 +85,12 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 def active(conn: sqlite3.Connection, *, pending: bool = False) -> list[ActiveAlert]:
     """Firing alerts (and pending ones when asked), most severe first, then oldest first."""
     try:
-        rows = conn.execute(
-            "SELECT rule, labels, metric, state, severity, active_since, fired_at, value, summary "
-            "FROM alert_state" + ("" if pending else " WHERE state = 'firing'")).fetchall()
+        rows = conn.execute(sql.ALERT_STATE_ALL).fetchall()
     except sqlite3.OperationalError:  # a store from before the alert tables
         return []
     out = [ActiveAlert(r[0], _labels(r[1]), r[2], r[3], r[4], r[5] / 1e6,
-                       None if r[6] is None else r[6] / 1e6, r[7], r[8]) for r in rows]
+                       None if r[6] is None else r[6] / 1e6, r[7], r[8])
+           for r in rows if pending or r[3] == "firing"]
     out.sort(key=lambda a: (a.state != "firing", SEVERITY_ORDER.get(a.severity, 9), a.since, a.rule,
                             sorted(a.labels.items())))
     return out
@@ -98,19 +99,15 @@ def active(conn: sqlite3.Connection, *, pending: bool = False) -> list[ActiveAle
 def history(conn: sqlite3.Connection, limit: Optional[int] = None) -> list[Event]:
     """Alert events with their hook runs, oldest first (the newest ``limit`` when given)."""
     try:
-        q = ("SELECT id, ts, rule, labels, metric, state, severity, value, since, summary FROM alert_events "
-             "ORDER BY ts DESC, id DESC") + (f" LIMIT {int(limit)}" if limit else "")
-        rows = conn.execute(q).fetchall()
+        rows = conn.execute(sql.ALERT_EVENTS_NEWEST, {"limit": limit or -1, "offset": 0}).fetchall()
     except sqlite3.OperationalError:
         return []
     events = [Event(r[0], r[1] / 1e6, r[2], _labels(r[3]), r[4], r[5], r[6], r[7], r[8] / 1e6, r[9])
               for r in reversed(rows)]
     if events:
         by_id = {e.id: e for e in events}
-        low = min(by_id)
         for eid, hook, attempt, started, duration, status, code, output in conn.execute(
-                "SELECT event_id, hook, attempt, started, duration, status, exit_code, output FROM hook_runs "
-                "WHERE event_id >= ? ORDER BY id", (low,)):
+                sql.HOOK_RUNS_FROM, {"event_id": min(by_id)}):
             e = by_id.get(eid)
             if e is not None:
                 e.hooks.append({"hook": hook, "attempt": attempt, "started": iso(started / 1e6),

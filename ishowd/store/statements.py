@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import bindparam as p, delete, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 
-from .schema import chunks, head, series
+from .schema import alert_events, alert_state, chunks, head, hook_runs, series
 
 STATEMENTS = {
     # series
@@ -46,6 +46,30 @@ STATEMENTS = {
     .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"),
            chunks.c.start_ts >= p("since"), chunks.c.start_ts < p("until")).order_by(chunks.c.start_ts),
     "CHUNKS_PRUNE": delete(chunks).where(chunks.c.kind == p("kind"), chunks.c.start_ts < p("before")),
+    # alerts (ishowd/alerts)
+    "SERIES_BY_ID": select(series.c.name, series.c.labels).where(series.c.id == p("id")),
+    "ALERT_STATE_ALL": select(alert_state.c.rule, alert_state.c.labels, alert_state.c.metric, alert_state.c.state,
+                              alert_state.c.severity, alert_state.c.active_since, alert_state.c.fired_at,
+                              alert_state.c.value, alert_state.c.summary, alert_state.c.event_id),
+    "ALERT_STATE_PUT": insert(alert_state).prefix_with("OR REPLACE").values(
+        rule=p("rule"), labels=p("labels"), metric=p("metric"), state=p("state"), severity=p("severity"),
+        active_since=p("active_since"), fired_at=p("fired_at"), value=p("value"), summary=p("summary"),
+        event_id=p("event_id")),
+    "ALERT_STATE_DELETE": delete(alert_state).where(alert_state.c.rule == p("rule"),
+                                                    alert_state.c.labels == p("labels")),
+    "ALERT_EVENT_INSERT": insert(alert_events).values(
+        ts=p("ts"), rule=p("rule"), labels=p("labels"), metric=p("metric"), state=p("state"),
+        severity=p("severity"), value=p("value"), since=p("since"), summary=p("summary")),
+    "ALERT_EVENTS_NEWEST": select(alert_events.c.id, alert_events.c.ts, alert_events.c.rule, alert_events.c.labels,
+                                  alert_events.c.metric, alert_events.c.state, alert_events.c.severity,
+                                  alert_events.c.value, alert_events.c.since, alert_events.c.summary)
+    .order_by(alert_events.c.ts.desc(), alert_events.c.id.desc()).limit(p("limit")).offset(p("offset")),
+    "HOOK_RUN_INSERT": insert(hook_runs).values(
+        event_id=p("event_id"), hook=p("hook"), attempt=p("attempt"), started=p("started"),
+        duration=p("duration"), status=p("status"), exit_code=p("exit_code"), output=p("output")),
+    "HOOK_RUNS_FROM": select(hook_runs.c.event_id, hook_runs.c.hook, hook_runs.c.attempt, hook_runs.c.started,
+                             hook_runs.c.duration, hook_runs.c.status, hook_runs.c.exit_code, hook_runs.c.output)
+    .where(hook_runs.c.event_id >= p("event_id")).order_by(hook_runs.c.id),
 }
 
 GENERATED = Path(__file__).with_name("sql.py")
