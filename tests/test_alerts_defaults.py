@@ -98,3 +98,4 @@ def test_on_a_plain_machine_the_gpu_rules_stay_quiet_and_say_so_once(tmp_path, c
     assert "memory-low" not in quiet[0] and "backend-down" not in quiet[0]
     with db(cfg) as conn:
         assert conn.execute("SELECT count(*) FROM alert_events").fetchone()[0] == 0
+
