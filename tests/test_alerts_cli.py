@@ -66,6 +66,8 @@ command = ["{hook}", "{log}"]
     hist = json.loads(ishowctl(cfg, "alerts", "--all", "--json").stdout)["history"]
     assert [(e["rule"], e["state"], [h["status"] for h in e["hooks"]]) for e in hist] == [
         ("mem", "firing", ["ok"]), ("mem", "resolved", ["ok"])]
+    table = ishowctl(cfg, "alerts", "--all").stdout
+    assert re.search(r"mem\s+firing\s+critical\s+.*append\.py ok \d+\.\ds", table)
 
 
 CHECK_RULES = """

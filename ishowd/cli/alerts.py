@@ -99,7 +99,7 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
     click.echo("")
     hist = []
     for e in events:
-        hooks = "; ".join(_hook_text(h) for h in e.hooks) or "-"
+        hooks = "; ".join(_hooks_text(e.hooks)) or "-"
         hist.append({"ts": local_time(e.ts), "rule": e.rule + _labels_text(e.labels), "state": e.state,
                      "severity": e.severity,
                      "value": _human(e.value, e.metric, getattr(rules.get(e.rule), "aggregate", None)),
@@ -109,15 +109,25 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
          empty="no alert history")
 
 
-def _hook_text(h: dict) -> str:
-    text = f"{h['hook']}#{h['attempt']} {h['status']}"
-    if h["exit_code"] is not None and h["status"] != "ok":
-        text += f" (exit {h['exit_code']})"
-    text += f" {h['seconds']:.1f}s"
-    first = (h.get("output") or "").splitlines()[:1]
-    if first and h["status"] != "ok":
-        text += f": {first[0][:60]}"
-    return text
+def _hooks_text(runs: list[dict]) -> list[str]:
+    """Per hook: its last attempt's outcome (``pager ok 0.1s``, ``pager failed (exit 1) after 3 attempts: ...``)."""
+    last: dict[str, dict] = {}
+    for h in runs:
+        last[h["hook"]] = h
+    out = []
+    for name, h in last.items():
+        text = f"{name} {h['status']}"
+        if h["exit_code"] is not None and h["status"] != "ok":
+            text += f" (exit {h['exit_code']})"
+        if h["attempt"] > 1:
+            text += f" after {h['attempt']} attempts"
+        else:
+            text += f" {h['seconds']:.1f}s"
+        first = (h.get("output") or "").splitlines()[:1]
+        if first and h["status"] != "ok":
+            text += f": {first[0][:60]}"
+        out.append(text)
+    return out
 
 
 # --- ishowctl check (Nagios / Icinga) ---------------------------------------------------
