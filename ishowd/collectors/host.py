@@ -6,6 +6,7 @@ psutil reads procfs through ``psutil.PROCFS_PATH``, which follows
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable
 
 from ..metrics import Sample, declare
@@ -98,7 +99,9 @@ class HostCollector(Collector):
         except OSError:
             pass  # each source costs only its own metrics
         try:
-            out.append(Sample(SWAP_USED, float(ps.swap_memory().used)))
+            with warnings.catch_warnings():  # psutil warns when /proc/vmstat lacks sin/sout: not used here
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out.append(Sample(SWAP_USED, float(ps.swap_memory().used)))
         except OSError:
             pass
         if self._mounts is None:
