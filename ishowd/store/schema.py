@@ -104,3 +104,52 @@ hook_runs = Table(
     Column("output", Text, nullable=False, server_default=""),   # its first lines (stdout and stderr)
 )
 Index("ix_hook_runs_event", hook_runs.c.event_id)
+
+# --- the backend log (issue 4) -------------------------------------------------------
+# One row per finished synthesis parsed from the backend log. ts is UTC microseconds
+# from the log line. The primary key is the uniqueness guard: the same event read
+# twice (a rotated copy listed twice, say) is one record. Clustered by time.
+rtf_records = Table(
+    "rtf_records", metadata,
+    Column("ts", BigInteger, nullable=False),
+    Column("source", Text, nullable=False),              # "api" or "chat"
+    Column("voice", Text, nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    Column("audio_seconds", Float, nullable=False),
+    Column("rtf", Float),                                 # NULL when the audio was empty
+    Column("engine", Text, nullable=False),
+    Column("first_after_start", Integer, nullable=False, server_default="0"),
+    Column("log", Text, nullable=False),                  # the configured log it came from
+    PrimaryKeyConstraint("ts", "source", "voice", "elapsed_ms", name="pk_rtf_records"),
+    sqlite_with_rowid=False,
+)
+
+# Where ingestion stands in each configured log: the file now at the path ("current")
+# and, after a rename rotation, the renamed file still being written ("retired").
+# Committed in the same transaction as the records read up to ``offset``.
+log_positions = Table(
+    "log_positions", metadata,
+    Column("log", Text, nullable=False),                  # the configured path
+    Column("role", Text, nullable=False),                 # "current" | "retired"
+    Column("path", Text, nullable=False),                 # where the file was last found
+    Column("dev", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("fingerprint", Text, nullable=False),          # sha1 of the first fp_len bytes
+    Column("fp_len", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),         # bytes consumed (always a line end)
+    Column("skip_line", Integer, nullable=False, server_default="0"),      # inside an overlong line
+    Column("first_pending", Integer, nullable=False, server_default="0"),  # next synthesis follows a start
+    Column("size", BigInteger, nullable=False, server_default="0"),       # size when last read
+    Column("changed", Float, nullable=False, server_default="0"),         # when it last grew (epoch s)
+    PrimaryKeyConstraint("log", "role", name="pk_log_positions"),
+)
+
+# Running totals counted while ingesting (lines by kind, errors by level, HTTP
+# requests by status class, backend starts), committed with the positions.
+log_counters = Table(
+    "log_counters", metadata,
+    Column("name", Text, nullable=False),
+    Column("label", Text, nullable=False, server_default=""),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name", "label", name="pk_log_counters"),
+)

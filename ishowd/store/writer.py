@@ -221,6 +221,23 @@ class Store:
                 self._seal_series_hour(conn, sid, start, ts_list[i:j], vals[i:j])
                 i = j
 
+    def seal_in(self, conn: Connection, name: str, labels: dict, ts_list: Sequence[int],
+                vals: Sequence[float]) -> None:
+        """``bulk_load`` within a transaction the caller holds: samples of hours already past sealing.
+
+        Log ingestion catching up on a long backlog writes its per-request samples
+        here rather than into the head, so no later tick has thousands of hours to seal.
+        """
+        sid = self.series_id(conn, name, labels_key(labels))
+        i, n = 0, len(ts_list)
+        while i < n:
+            start = ts_list[i] - ts_list[i] % HOUR
+            j = i
+            while j < n and ts_list[j] < start + HOUR:
+                j += 1
+            self._seal_series_hour(conn, sid, start, ts_list[i:j], vals[i:j])
+            i = j
+
     def checkpoint(self) -> None:
         with self.lock:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,381 @@
+"""Reading the backend logs exactly once, whatever happens to the files.
+
+Each configured log has a position row per file it follows: the file now at
+the path (``current``) and, after a rename rotation, the renamed file the
+backend may still be writing (``retired``). A file is known by its device,
+inode *and* a fingerprint of its first bytes (an inode number comes back
+after a delete; a truncated file keeps its inode). The records a batch of
+bytes produced, the counters it moved and the position after it are
+committed in one transaction, so a ``kill -9`` anywhere leaves either the
+batch or nothing.
+
+Events and what is done:
+
+* append: read from the position.
+* a last line with no newline yet: not consumed until it ends.
+* truncation (``: >`` at every backend start, or copy-then-truncate):
+  the file is shorter than the position, or its first bytes changed (it
+  was truncated and grew past the old position while nobody looked).
+  Before starting over at 0, the lines written after the position and
+  before the truncation are looked for in a rotated copy (``[rtf]
+  rotated`` globs): a file that starts with the same fingerprint and is at
+  least as long as the position; its rest is read.
+* rename rotation: another file is at the path; the old one is looked for
+  by device and inode (and fingerprint) next to it and followed as
+  ``retired`` until it has not grown for ``[rtf] follow_rotated``; the new
+  file is read from 0.
+* deleted and re-created: another inode (or the same inode with other first
+  bytes): the new file is read from 0; what the deleted file held and was
+  not read is gone.
+
+Catching up on a long backlog reads ``[rtf] batch_bytes`` per transaction
+and takes the writer lock only to commit, so sampling ticks go on.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from ..metrics import Sample
+from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
+from . import logformat as lf
+
+log = logging.getLogger("ishowd.ingest")
+
+FP_BYTES = 4096              # the fingerprint covers this many first bytes (fewer while the file is shorter)
+EMIT_EVERY = 60.0            # counters are written as samples at least this often
+MAX_CANDIDATES = 2000        # rotated-copy candidates looked at per search
+
+_COLUMNS = ("log", "role", "path", "dev", "inode", "fingerprint", "fp_len", "offset", "skip_line",
+            "first_pending", "size", "changed")
+_INSERT_RECORD = ("INSERT OR IGNORE INTO rtf_records (ts, source, voice, elapsed_ms, audio_seconds, rtf, engine, "
+                  "first_after_start, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_ADD_COUNTER = ("INSERT INTO log_counters (name, label, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
+_SAVE_POSITION = (f"INSERT OR REPLACE INTO log_positions ({', '.join(_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+
+
+@dataclass
+class Position:
+    log: str
+    role: str
+    path: str
+    dev: int
+    inode: int
+    fingerprint: str
+    fp_len: int
+    offset: int = 0
+    skip_line: int = 0
+    first_pending: int = 0
+    size: int = 0
+    changed: float = 0.0
+
+    def row(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def fingerprint(f, length: int = FP_BYTES) -> tuple[str, int]:
+    f.seek(0)
+    data = f.read(length)
+    return hashlib.sha1(data).hexdigest(), len(data)
+
+
+def _same_start(f, pos: Position) -> bool:
+    return fingerprint(f, pos.fp_len) == (pos.fingerprint, pos.fp_len)
+
+
+class Ingestor:
+    def __init__(self, config, store):
+        rtf = config.rtf
+        self.logs = list(rtf.logs)
+        self.batch = int(rtf.batch_bytes)
+        self.ignore = lf.compile_ignore(rtf.ignore_errors)
+        self.rotated = list(rtf.rotated)
+        self.follow = float(rtf.follow_rotated)
+        self.store = store
+        self.buf = bytearray(self.batch + 1)
+        self.buf[0] = 0x0A          # the scanner wants the byte before the data to be a newline
+        self._emitted_at = 0.0
+        self._moved = True
+        self._warned: set = set()
+
+    # --- the task ------------------------------------------------------------------
+
+    def run(self, now: Optional[float] = None) -> None:
+        for path in self.logs:
+            try:
+                self.ingest(path)
+            except OSError as exc:
+                self._warn(path, f"cannot read {path}: {exc.strerror or exc}")
+        self.emit_counters(time.time() if now is None else now)
+
+    def _warn(self, path: str, what: str) -> None:
+        if (path, what) not in self._warned:
+            self._warned.add((path, what))
+            log.warning("%s", what)
+
+    # --- positions -----------------------------------------------------------------
+
+    def load(self, path: str) -> dict[str, Position]:
+        with self.store.transaction() as conn:
+            rows = conn.exec_driver_sql(
+                f"SELECT {', '.join(_COLUMNS)} FROM log_positions WHERE log = ?", (path,)).fetchall()
+        return {r[1]: Position(*r) for r in rows}
+
+    def _fresh(self, path: str, f, st) -> Position:
+        fp, n = fingerprint(f)
+        return Position(path, "current", path, st.st_dev, st.st_ino, fp, n, size=st.st_size, changed=time.time())
+
+    # --- one log ---------------------------------------------------------------------
+
+    def ingest(self, path: str) -> None:
+        pos = self.load(path)
+        cur, ret = pos.get("current"), pos.get("retired")
+        if ret is not None:
+            self._follow_retired(ret)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            if cur is not None:
+                found = self._locate(cur, exclude=path)
+                if found is not None:      # renamed away and not (yet) re-created
+                    self._retire(cur, found)
+            else:
+                self._warn(path, f"{path}: no such file (yet); it is read from its start once it appears")
+            return
+        with f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                self._warn(path, f"{path}: not a regular file, not read")
+                return
+            if cur is None:
+                cur = self._fresh(path, f, st)
+                cur.first_pending = 0
+            elif (st.st_dev, st.st_ino) == (cur.dev, cur.inode):
+                if st.st_size < cur.offset or not _same_start(f, cur):
+                    self._count("ingest", "truncations")
+                    self._read_copy(cur)
+                    cur = self._fresh(path, f, st)
+            else:
+                found = self._locate(cur, exclude=path)
+                if found is not None:
+                    self._retire(cur, found)
+                else:
+                    self._count("ingest", "replaced")
+                cur = self._fresh(path, f, st)
+            self._read(f, cur, final=False)
+
+    def _count(self, name: str, label: str, n: int = 1) -> None:
+        with self.store.transaction() as conn:
+            conn.exec_driver_sql(_ADD_COUNTER, (name, label, n))
+        self._moved = True
+
+    # --- finding rotated files -----------------------------------------------------------
+
+    def _candidates(self, log_path: str, exclude: str):
+        base = os.path.dirname(os.path.abspath(log_path))
+        seen, n = set(), 0
+        for pattern in self.rotated:
+            for p in glob.iglob(os.path.join(glob.escape(base), pattern)):
+                if p in seen or os.path.abspath(p) == os.path.abspath(exclude):
+                    continue
+                seen.add(p)
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                yield p, st
+                n += 1
+                if n >= MAX_CANDIDATES:
+                    return
+
+    def _locate(self, pos: Position, exclude: str) -> Optional[str]:
+        """Where the file ``pos`` follows is now: same device and inode and first bytes, else a copy."""
+        copies = []
+        for p, st in self._candidates(pos.log, exclude):
+            same_inode = (st.st_dev, st.st_ino) == (pos.dev, pos.inode)
+            if not same_inode and st.st_size < pos.offset:
+                continue
+            try:
+                with open(p, "rb") as f:
+                    if not _same_start(f, pos):
+                        continue
+            except OSError:
+                continue
+            if same_inode:
+                return p
+            copies.append((st.st_mtime, p))
+        return max(copies)[1] if copies else None
+
+    def _read_copy(self, pos: Position) -> None:
+        """The file was truncated: read what it held past our position from a rotated copy, if any."""
+        best = None
+        for p, st in self._candidates(pos.log, exclude=pos.path):
+            if (st.st_dev, st.st_ino) == (pos.dev, pos.inode) or st.st_size < pos.offset:
+                continue
+            try:
+                with open(p, "rb") as f:
+                    if _same_start(f, pos) and (best is None or st.st_mtime > best[0]):
+                        best = (st.st_mtime, p)
+            except OSError:
+                continue
+        if best is None:
+            return
+        with open(best[1], "rb") as f:
+            log.info("%s was truncated; reading its last lines from the copy %s", pos.log, best[1])
+            self._count("ingest", "copies")
+            self._read(f, pos, final=True)
+
+    def _retire(self, cur: Position, found: str) -> None:
+        """``cur`` was renamed to ``found``: follow it as the retired file (finishing any earlier one)."""
+        old = self.load(cur.log).get("retired")
+        if old is not None:
+            self._follow_retired(old, finish=True)
+        cur.role, cur.path = "retired", found
+        with self.store.transaction() as conn:
+            conn.exec_driver_sql("DELETE FROM log_positions WHERE log = ?", (cur.log,))
+            conn.exec_driver_sql(_SAVE_POSITION, cur.row())
+            conn.exec_driver_sql(_ADD_COUNTER, ("ingest", "renames", 1))
+        self._moved = True
+        log.info("%s was renamed to %s; following both", cur.log, found)
+        self._follow_retired(cur)
+
+    def _follow_retired(self, ret: Position, finish: bool = False) -> None:
+        path = None
+        try:
+            st = os.stat(ret.path)
+            if (st.st_dev, st.st_ino) == (ret.dev, ret.inode):
+                path = ret.path
+        except OSError:
+            pass
+        if path is None:
+            path = self._locate(ret, exclude=ret.log)
+        done = True
+        if path is not None:
+            ret.path = path
+            with open(path, "rb") as f:
+                if _same_start(f, ret):
+                    size = os.fstat(f.fileno()).st_size
+                    idle = size == ret.size and time.time() - ret.changed >= self.follow
+                    final = finish or idle
+                    self._read(f, ret, final=final)
+                    done = final
+        if done:
+            with self.store.transaction() as conn:
+                conn.exec_driver_sql("DELETE FROM log_positions WHERE log = ? AND role = 'retired'", (ret.log,))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _read(self, f, pos: Position, *, final: bool) -> None:
+        """Read ``f`` from ``pos.offset`` in batches, committing each with the position after it."""
+        buf, view = self.buf, memoryview(self.buf)
+        identity = (pos.role, pos.path, pos.dev, pos.inode)
+        stored = self._stored(pos)
+        try:
+            while True:
+                size = os.fstat(f.fileno()).st_size
+                # still the file we follow? (a truncation between two batches stops us; the next run sees it)
+                head = _prefix(f, max(pos.fp_len, min(FP_BYTES, size)))
+                if hashlib.sha1(head[:pos.fp_len]).hexdigest() != pos.fingerprint:
+                    return
+                f.seek(pos.offset)
+                n = f.readinto(view[1:1 + self.batch]) or 0
+                last = n < self.batch
+                res = lf.scan_buffer(buf, 1, 1 + n, final=final and last, skip_line=bool(pos.skip_line),
+                                     ignore=self.ignore)
+                moved = res.consumed > 0
+                new_fp = (hashlib.sha1(head).hexdigest(), len(head))
+                if moved or new_fp != (pos.fingerprint, pos.fp_len) or stored != identity:
+                    pos.fingerprint, pos.fp_len = new_fp
+                    pos.size = size
+                    if moved:
+                        pos.changed = time.time()
+                    self._commit(pos, res)
+                    stored = identity
+                if last or not moved:
+                    return
+        finally:
+            view.release()
+
+    def _stored(self, pos: Position):
+        with self.store.transaction() as conn:
+            row = conn.exec_driver_sql("SELECT role, path, dev, inode, offset FROM log_positions "
+                                       "WHERE log = ? AND role = ?", (pos.log, pos.role)).fetchone()
+        return None if row is None or row[4] != pos.offset else tuple(row[:4])
+
+    def _commit(self, pos: Position, res: lf.ScanResult) -> None:
+        records, samples = [], []
+        pending = pos.first_pending
+        for ev in res.events:
+            if isinstance(ev, lf.Start):
+                pending = 1
+                continue
+            records.append((ev.ts_us, ev.source, ev.voice, ev.elapsed_ms, ev.audio_seconds, ev.rtf, ev.engine,
+                            pending, pos.log))
+            if ev.rtf is not None:
+                samples.append(Sample(TTS_RTF, ev.rtf, {"engine": ev.engine, "voice": ev.voice, "source": ev.source},
+                                      ts=ev.ts_us / 1e6))
+            pending = 0
+        counters = [(k, label, n) for (k, label), n in res.counts.items()]
+        pos.offset += res.consumed
+        pos.skip_line = int(res.skip_line)
+        pos.first_pending = pending
+        with self.store.transaction() as conn:
+            if records:
+                cur = conn.exec_driver_sql(_INSERT_RECORD, records)
+                dup = len(records) - cur.rowcount
+                if dup:
+                    counters.append(("ingest", "duplicates", dup))
+            if counters:
+                conn.exec_driver_sql(_ADD_COUNTER, counters)
+            if samples:
+                self._write_samples(conn, samples)
+            conn.exec_driver_sql(_SAVE_POSITION, pos.row())
+        if counters:
+            self._moved = True
+
+    def _write_samples(self, conn, samples: list) -> None:
+        """Recent samples go to the store's head; those of hours already past sealing are sealed now."""
+        now = time.time()
+        cutoff = (int(now) // 3600 - 1) * 3600
+        recent = [s for s in samples if s.ts >= cutoff]
+        if recent:
+            self.store.write_in(conn, now, recent)
+        old: dict[tuple, dict[int, float]] = {}
+        for s in samples:
+            if s.ts < cutoff:
+                old.setdefault(tuple(sorted(s.labels.items())), {}).setdefault(int(s.ts), s.value)
+        for labels, by_ts in old.items():
+            ts_list = sorted(by_ts)
+            self.store.seal_in(conn, TTS_RTF.name, dict(labels), ts_list, [by_ts[t] for t in ts_list])
+
+    # --- counters as metrics -------------------------------------------------------------------
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        with self.store.transaction() as conn:
+            return {(n, l): v for n, l, v in conn.exec_driver_sql("SELECT name, label, value FROM log_counters")}
+
+    def emit_counters(self, now: float) -> None:
+        if not self._moved and now - self._emitted_at < EMIT_EVERY:
+            return
+        c = self.counters()
+        samples = [Sample(LOG_ERRORS, c.get(("errors", lv), 0), {"level": lv}) for lv in ("warn", "error", "other")]
+        samples += [Sample(LOG_LINES, c.get(("lines", k), 0), {"kind": k}) for k in ("synthesis", "noise", "malformed")]
+        samples += [Sample(HTTP_REQUESTS, v, {"status": label}) for (n, label), v in sorted(c.items()) if n == "http"]
+        samples.append(Sample(STARTS, c.get(("starts", ""), 0)))
+        self.store.write(now, samples)
+        self._emitted_at, self._moved = now, False
+
+
+def _prefix(f, n: int) -> bytes:
+    f.seek(0)
+    return f.read(n)
