@@ -1,0 +1,240 @@
+"""Reading RTF records back: the list, the weekly report and its verdict.
+
+Stdlib only (``sqlite3`` connections from ``ishowd.store.reader``): the CLI
+must start fast, so nothing here imports SQLAlchemy, numpy or matplotlib.
+
+Weeks are ISO weeks in UTC (Monday 00:00 UTC to the next Monday). A week
+*regresses* (docs/interface.md) when the mean RTF of its API requests
+exceeds ``baseline × (1 + threshold)``, or their p95 exceeds
+``1.5 × baseline``. Only ``source=api`` records are judged (the live-chat
+path always runs at NFE 16), and the first request after each backend start
+(model compilation, an outlier by design) is left out of the statistics
+the verdict is made on, so it can never make a week regress by itself.
+Weeks with fewer than ``min_requests`` API requests are reported and not
+judged.
+"""
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+WEEK = 7 * 86400
+MONDAY0 = 4 * 86400          # 1970-01-05, the first Monday after the epoch
+US = 1_000_000
+P95_FACTOR = 1.5
+
+
+class NoRecords(Exception):
+    """The store has no RTF table yet (written by an ishowd from before RTF records)."""
+
+
+def week_start(ts: float) -> int:
+    """The Monday 00:00 UTC that starts the ISO week holding ``ts`` (epoch seconds)."""
+    return int((ts - MONDAY0) // WEEK * WEEK + MONDAY0)
+
+
+def iso_week(start: int) -> str:
+    y, w, _ = datetime.fromtimestamp(start, timezone.utc).isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def quantile(sorted_vals: list, q: float) -> Optional[float]:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    n = len(sorted_vals)
+    if n == 0:
+        return None
+    pos = q * (n - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, n - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+def _query(conn: sqlite3.Connection, sql: str, args=()) -> list:
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise NoRecords("the store has no RTF records table yet: restart the daemon or run "
+                            "`ishowctl db upgrade`") from None
+        raise
+
+
+# --- the list ------------------------------------------------------------------------
+
+def records(conn: sqlite3.Connection, since: float, until: float, source: Optional[str] = None) -> list[dict]:
+    sql = ("SELECT ts, rtf, elapsed_ms, audio_seconds, engine, voice, source, first_after_start "
+           "FROM rtf_records WHERE ts >= ? AND ts < ?")
+    args: list = [int(since * US), int(until * US)]
+    if source:
+        sql += " AND source = ?"
+        args.append(source)
+    rows = _query(conn, sql + " ORDER BY ts", args)
+    return [{"ts": t / US, "rtf": r, "elapsed_ms": ms, "audio_seconds": a, "engine": e, "voice": v, "source": s,
+             "first_after_start": bool(f)} for t, r, ms, a, e, v, s, f in rows]
+
+
+def summary(conn: sqlite3.Connection, since: float, until: float) -> dict:
+    """count, mean and p95 of every record in [since, until), and per source."""
+    rows = _query(conn, "SELECT source, rtf FROM rtf_records WHERE ts >= ? AND ts < ? AND rtf IS NOT NULL",
+                  (int(since * US), int(until * US)))
+    out = _stats([r for _, r in rows])
+    for src in ("api", "chat"):
+        out[src] = _stats([r for s, r in rows if s == src])
+    return out
+
+
+def _stats(vals: list) -> dict:
+    vals = sorted(vals)
+    return {"count": len(vals), "mean": sum(vals) / len(vals) if vals else None, "p95": quantile(vals, 0.95)}
+
+
+# --- the weekly report -------------------------------------------------------------------
+
+@dataclass
+class Week:
+    start: int
+    complete: bool
+    values: list = field(default_factory=list)    # API RTFs judged, sorted
+    first_after_start: int = 0                     # API compile outliers left out
+    chat: list = field(default_factory=list)
+    regression: Optional[bool] = None
+    reason: Optional[str] = None
+    slow: list = field(default_factory=list)       # timestamps (s) of the API requests above the mean limit
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+    def stats(self) -> dict:
+        v = self.values
+        return {"count": len(v), "mean": sum(v) / len(v) if v else None, "p50": quantile(v, 0.5),
+                "p95": quantile(v, 0.95), "max": v[-1] if v else None}
+
+    def as_json(self) -> dict:
+        from ..cli.output import iso
+        chat = sorted(self.chat)
+        return {"week": iso_week(self.start), "start": iso(self.start), **self.stats(),
+                "regression": self.regression, "reason": self.reason, "complete": self.complete,
+                "first_after_start": self.first_after_start,
+                "chat": {"count": len(chat), "mean": sum(chat) / len(chat) if chat else None}}
+
+
+def weekly(conn: sqlite3.Connection, *, weeks: int, now: float, baseline: float, threshold: float,
+           min_requests: int, hot_celsius: float = 80.0) -> list[Week]:
+    """The last ``weeks`` ISO weeks up to the current (incomplete) one, oldest first, judged."""
+    current = week_start(now)
+    first = current - (weeks - 1) * WEEK
+    out = [Week(s, s + WEEK <= now) for s in range(first, current + WEEK, WEEK)]
+    by_start = {w.start: w for w in out}
+    lo, hi = first * US, (current + WEEK) * US
+    # SQLite does the bucketing and the sorting; Python only reads the sorted values.
+    rows = _query(conn, "SELECT (ts / 1000000 - ?) / ? AS w, rtf, ts FROM rtf_records "
+                        "WHERE ts >= ? AND ts < ? AND source = 'api' AND first_after_start = 0 AND rtf IS NOT NULL "
+                        "ORDER BY w, rtf", (MONDAY0, WEEK, lo, hi))
+    limit = baseline * (1 + threshold)
+    for w_index, rtf, ts in rows:
+        w = by_start.get(w_index * WEEK + MONDAY0)
+        if w is None:
+            continue
+        w.values.append(rtf)
+        if rtf > limit:
+            w.slow.append(ts / US)
+    for w_index, src, first_flag, n in _query(
+            conn, "SELECT (ts / 1000000 - ?) / ? AS w, source, first_after_start, count(*) FROM rtf_records "
+                  "WHERE ts >= ? AND ts < ? AND rtf IS NOT NULL GROUP BY 1, 2, 3", (MONDAY0, WEEK, lo, hi)):
+        w = by_start.get(w_index * WEEK + MONDAY0)
+        if w is not None and src == "api" and first_flag:
+            w.first_after_start += n
+    for w_index, rtf in _query(conn, "SELECT (ts / 1000000 - ?) / ? AS w, rtf FROM rtf_records "
+                                     "WHERE ts >= ? AND ts < ? AND source = 'chat' AND rtf IS NOT NULL",
+                               (MONDAY0, WEEK, lo, hi)):
+        w = by_start.get(w_index * WEEK + MONDAY0)
+        if w is not None:
+            w.chat.append(rtf)
+    for w in out:
+        judge(w, baseline=baseline, threshold=threshold, min_requests=min_requests)
+    regressed = [w for w in out if w.regression]
+    if regressed:
+        causes(conn, regressed, hot_celsius=hot_celsius)
+    return out
+
+
+def judge(w: Week, *, baseline: float, threshold: float, min_requests: int) -> None:
+    st = w.stats()
+    n = st["count"]
+    left_out = f" ({w.first_after_start} first-after-start left out)" if w.first_after_start else ""
+    if n == 0:
+        w.regression, w.reason = None, "no API requests" + left_out + ": not judged"
+        return
+    if n < min_requests:
+        w.regression = None
+        w.reason = f"only {n} API request{'s' if n != 1 else ''} (fewer than {min_requests}): not judged"
+        return
+    limit = baseline * (1 + threshold)
+    fired = []
+    if st["mean"] > limit:
+        fired.append(f"mean RTF {st['mean']:.3f} > {limit:.3f} (baseline {baseline:g} x (1 + {threshold:g}))")
+    if st["p95"] > P95_FACTOR * baseline:
+        fired.append(f"p95 RTF {st['p95']:.3f} > {P95_FACTOR * baseline:.3f} ({P95_FACTOR:g} x baseline {baseline:g})")
+    w.regression = bool(fired)
+    w.reason = "; ".join(fired) if fired else None
+
+
+# --- likely causes, from the stored metrics --------------------------------------------
+
+def hourly(conn: sqlite3.Connection, metric: str, since: int, until: int) -> dict[int, tuple[float, float]]:
+    """min and max of every series of ``metric`` per hour in [since, until): sealed rollups and the head."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM series WHERE name = ?", (metric,))]
+    out: dict[int, tuple[float, float]] = {}
+    if not ids:
+        return out
+    marks = ",".join("?" for _ in ids)
+
+    def merge(h, lo, hi):
+        old = out.get(h)
+        out[h] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+
+    for h, lo, hi in conn.execute(f"SELECT ts, min(min), max(max) FROM rollup_hour WHERE series_id IN ({marks}) "
+                                  f"AND ts >= ? AND ts < ? GROUP BY ts", (*ids, since, until)):
+        merge(h, lo, hi)
+    for h, lo, hi in conn.execute(f"SELECT ts - ts % 3600, min(value), max(value) FROM samples "
+                                  f"WHERE series_id IN ({marks}) AND ts >= ? AND ts < ? GROUP BY 1",
+                                  (*ids, since, until)):
+        merge(h, lo, hi)
+    return out
+
+
+def causes(conn: sqlite3.Connection, regressed: list[Week], *, hot_celsius: float) -> None:
+    """Add to each regressed week's reason what the store saw while its slow requests ran."""
+    since = min(w.start for w in regressed)
+    until = max(w.start for w in regressed) + WEEK
+    locked = hourly(conn, "gpu_frequency_locked", since, until)
+    temp = hourly(conn, "gpu_temperature_celsius", since, until)
+    for w in regressed:
+        hours = [int(t) - int(t) % 3600 for t in w.slow]
+        n = len(hours)
+        seen_lock = [h for h in hours if h in locked]
+        seen_temp = [h for h in hours if h in temp]
+        unlocked = sum(1 for h in seen_lock if locked[h][0] < 0.5)
+        hot = [temp[h][1] for h in seen_temp if temp[h][1] >= hot_celsius]
+        found = []
+        if unlocked:
+            found.append(f"GPU not locked during {unlocked} of {n} slow requests")
+        if hot:
+            found.append(f"GPU hot (up to {max(hot):.0f} °C, thermal throttling likely) during {len(hot)} of "
+                         f"{n} slow requests")
+        if found:
+            w.reason += "; likely cause: " + ", ".join(found)
+        elif seen_lock or seen_temp:
+            w.reason += (f"; GPU locked and below {hot_celsius:g} °C while the slow requests ran: "
+                         "not the usual causes")
+        else:
+            w.reason += "; no GPU readings stored for the hours of the slow requests"
+
+
+def week_bounds(start: int) -> tuple[datetime, datetime]:
+    s = datetime.fromtimestamp(start, timezone.utc)
+    return s, s + timedelta(days=7)

@@ -1,0 +1,208 @@
+"""``ishowctl rtf``: per-request RTF records, the weekly regression report, the plot.
+
+``list`` and ``weekly`` read the store with stdlib sqlite3 only; ``plot``
+imports matplotlib (the ``plot`` extra), and nothing else does.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from . import cli, pass_app
+from .output import Column, emit, finite, iso, local_time, output_options
+from .status import provider
+
+
+def _open(app):
+    reader = app.reader()
+    return reader
+
+
+def _fail_no_records(exc) -> None:
+    click.echo(f"ishowctl: {exc}", err=True)
+    sys.exit(1)
+
+
+@cli.group()
+def rtf() -> None:
+    """Per-request real-time factor (RTF) from the backend log: list, weekly report, plot."""
+
+
+@rtf.command("list")
+@click.option("--since", default="7d", show_default=True, help="Start: a duration ago, or an ISO time.")
+@click.option("--until", default="now", show_default=True, help="End: 'now', a duration ago, or an ISO time.")
+@click.option("--source", type=click.Choice(["api", "chat"]), help="Only /api/tts requests, or only live chat.")
+@output_options()
+@pass_app
+def rtf_list(app, since, until, source, as_json, as_csv) -> None:
+    """Every synthesis parsed from the backend log, oldest first.
+
+    RTF is wall time over audio time (lower is faster). The first request
+    after a backend start includes model compilation and is marked.
+    """
+    from ..backend.report import NoRecords, records
+    from .history import parse_when
+
+    now = time.time()
+    start, end = parse_when(since, now), parse_when(until, now)
+    if end <= start:
+        raise click.BadParameter("--until must be after --since")
+    reader = _open(app)
+    try:
+        rows = records(reader.conn, start, end + 1, source)
+    except NoRecords as exc:
+        _fail_no_records(exc)
+    finally:
+        reader.close()
+    out = [{"ts": iso(r["ts"]), "rtf": finite(r["rtf"]), "elapsed_ms": r["elapsed_ms"],
+            "audio_seconds": r["audio_seconds"], "engine": r["engine"], "voice": r["voice"], "source": r["source"],
+            "first_after_start": r["first_after_start"], "_epoch": r["ts"]} for r in rows]
+    num = lambda d: lambda v, r: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+    emit(out, [Column("ts", "time", lambda v, r: local_time(r["_epoch"])), Column("rtf", "RTF", num(3)),
+               Column("elapsed_ms", "elapsed ms"), Column("audio_seconds", "audio s", num(2)), Column("engine"),
+               Column("voice"), Column("source"),
+               Column("first_after_start", "note", lambda v, r: "first after start" if v else "")],
+         as_json=as_json, as_csv=as_csv, empty="no RTF records in that range")
+
+
+def _weekly(app, weeks, baseline, threshold, now):
+    from ..backend.report import NoRecords, weekly
+    cfg = app.config.rtf
+    baseline = cfg.baseline if baseline is None else baseline
+    threshold = cfg.threshold if threshold is None else threshold
+    reader = _open(app)
+    try:
+        return weekly(reader.conn, weeks=weeks, now=now, baseline=baseline, threshold=threshold,
+                      min_requests=cfg.min_requests, hot_celsius=cfg.hot_celsius), baseline, threshold
+    except NoRecords as exc:
+        _fail_no_records(exc)
+    finally:
+        reader.close()
+
+
+@rtf.command("weekly")
+@click.option("--weeks", default=8, show_default=True, type=click.IntRange(1, 520), help="How many ISO weeks, "
+              "the current one included.")
+@click.option("--baseline", type=click.FloatRange(min=0.001), help="Baseline RTF (default: [rtf] baseline, 0.30).")
+@click.option("--threshold", type=click.FloatRange(min=0), help="Allowed rise of the mean over the baseline "
+              "(default: [rtf] threshold, 0.20).")
+@click.option("--check", is_flag=True, help="Exit 1 when the latest complete week regressed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def rtf_weekly(app, weeks, baseline, threshold, check, as_json) -> None:
+    """The weekly regression report: count, mean, p50, p95, max of API RTF per ISO week (UTC).
+
+    A week regresses when its mean API RTF exceeds baseline x (1 + threshold)
+    or its p95 exceeds 1.5 x baseline. Only /api/tts requests are judged
+    (live chat always runs at NFE 16); the first request after each backend
+    start (model compilation) is left out of the statistics and counted
+    apart, so it never makes a week regress by itself. Weeks with fewer than
+    [rtf] min_requests requests are shown but not judged.
+    """
+    import json
+
+    now = time.time()
+    result, baseline, threshold = _weekly(app, weeks, baseline, threshold, now)
+    complete = [w for w in result if w.complete]
+    latest = complete[-1] if complete else None
+    if as_json:
+        click.echo(json.dumps([w.as_json() for w in result], ensure_ascii=False, indent=2, allow_nan=False))
+    else:
+        click.echo(render_weekly(result, baseline, threshold))
+    if check:
+        if latest is None:
+            click.echo("rtf weekly --check: no complete week in range", err=True)
+        elif latest.regression:
+            click.echo(f"rtf weekly --check: {_week_name(latest)} regressed: {latest.reason}", err=True)
+            sys.exit(1)
+        elif latest.regression is None:
+            click.echo(f"rtf weekly --check: {_week_name(latest)} not judged: {latest.reason}", err=True)
+
+
+def _week_name(w) -> str:
+    from ..backend.report import iso_week
+    return iso_week(w.start)
+
+
+def render_weekly(result, baseline: float, threshold: float) -> str:
+    from tabulate import tabulate
+
+    from ..backend.report import iso_week
+
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    table = []
+    for w in result:
+        st = w.stats()
+        verdict = {True: "REGRESSED", False: "ok", None: "not judged"}[w.regression]
+        if not w.complete:
+            verdict += " (so far)"
+        table.append([iso_week(w.start), local_time(w.start)[:10], st["count"], f(st["mean"]), f(st["p50"]),
+                      f(st["p95"]), f(st["max"]), w.first_after_start or "", len(w.chat) or "", verdict])
+    out = [tabulate(table, headers=["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "verdict"],
+                    disable_numparse=True)]
+    notes = [f"{iso_week(w.start)}: {w.reason}" for w in result if w.reason and w.count]
+    out.append("")
+    out.append(f"regression: mean > {baseline * (1 + threshold):.3f} (baseline {baseline:g} x (1 + {threshold:g})) "
+               f"or p95 > {1.5 * baseline:.3f}; API requests only, first request after each start left out "
+               "(column 'first').")
+    out += notes
+    return "\n".join(out)
+
+
+@rtf.command("plot")
+@click.option("--weeks", default=8, show_default=True, type=click.IntRange(1, 520), help="How many ISO weeks.")
+@click.option("--output", "-o", default="rtf.png", show_default=True, type=click.Path(dir_okay=False),
+              help="The PNG to write.")
+@pass_app
+def rtf_plot(app, weeks, output) -> None:
+    """A PNG of every request's RTF over time, the weekly means and the 0.30 / 0.20 / 0.15 targets."""
+    from ..backend.report import NoRecords, WEEK, records, week_start
+
+    now = time.time()
+    result, baseline, threshold = _weekly(app, weeks, None, None, now)
+    since = week_start(now) - (weeks - 1) * WEEK
+    reader = _open(app)
+    try:
+        rows = records(reader.conn, since, now + 1)
+    except NoRecords as exc:
+        _fail_no_records(exc)
+    finally:
+        reader.close()
+    if not rows:
+        click.echo(f"ishowctl: no RTF records in the last {weeks} weeks: nothing to plot", err=True)
+        sys.exit(1)
+    try:
+        from ..backend.plot import draw
+    except ImportError as exc:
+        click.echo(f"ishowctl: the plot needs matplotlib (pip install 'ishowd[plot]'): {exc}", err=True)
+        sys.exit(1)
+    import socket
+    draw(rows, result, output, baseline=baseline, threshold=threshold, now=now,
+         title=f"iShowTTS real-time factor on {socket.gethostname()}, last {weeks} weeks")
+    click.echo(output)
+
+
+@provider
+def rtf_status(view) -> None:
+    """The last hour's RTF in ``status``."""
+    from ..backend.report import NoRecords, summary
+    try:
+        s = summary(view.reader.conn, view.now - 3600, view.now + 1)
+    except NoRecords:
+        return
+    view.data["rtf"] = {"count": s["count"], "mean": finite(s["mean"]), "p95": finite(s["p95"]),
+                        "api": s["api"], "chat": s["chat"]}
+    if s["count"] == 0:
+        view.sections.append(("rtf, last hour", ["no synthesis"]))
+        return
+    parts = []
+    for src in ("api", "chat"):
+        x = s[src]
+        if x["count"]:
+            parts.append(f"{src} {x['count']}: mean {x['mean']:.3f}, p95 {x['p95']:.3f}")
+    view.sections.append(("rtf, last hour", [f"{s['count']} requests, mean {s['mean']:.3f}, p95 {s['p95']:.3f} "
+                                  f"({'; '.join(parts)})"]))
