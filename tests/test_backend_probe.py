@@ -1,0 +1,181 @@
+"""The health probe, the backend process's memory, the config keys and the schema."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from backend_harness import ISHOWD
+from ishowd.config import ConfigError, loads
+from ishowd.tasks.backend_health import probe
+from standin_backend import StandinBackend
+
+
+def serve(handler_fn):
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            handler_fn(self)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def answer(status, body):
+    def fn(req):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req.send_response(status)
+        req.send_header("content-length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+    return fn
+
+
+def test_probe_against_the_stand_in(tmp_path):
+    b = StandinBackend(tmp_path / "backend.log").start()
+    try:
+        assert probe(b.url, 2) == 1.0
+        assert b"/api/health" in open(b.log_path, "rb").read()   # every probe lands in the log
+        url = b.url
+    finally:
+        b.stop()
+    assert probe(url, 1) == 0.0                                   # nothing listens any more
+
+
+@pytest.mark.parametrize("status,body", [(200, {"status": "down"}), (500, b"oops"), (200, b"not json"),
+                                         (200, [1, 2])])
+def test_probe_unhealthy_answers(status, body):
+    srv, url = serve(answer(status, body))
+    try:
+        assert probe(url, 2) == 0.0
+    finally:
+        srv.shutdown()
+
+
+def test_probe_times_out_quickly():
+    release = threading.Event()
+    srv, url = serve(lambda req: release.wait(10))
+    try:
+        t = time.monotonic()
+        assert probe(url, 0.3) == 0.0
+        assert time.monotonic() - t < 3
+    finally:
+        release.set()
+        srv.shutdown()
+
+
+def test_probe_ignores_proxies(monkeypatch):
+    srv, url = serve(answer(200, {"status": "ok", "voices": 1, "default_voice": "walter"}))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    try:
+        assert probe(url, 2) == 1.0
+    finally:
+        srv.shutdown()
+
+
+# --- backend_rss_bytes -------------------------------------------------------------------
+
+BINARY = "/ssd/ishowtts/target/release/ishowtts-backend"
+
+
+def fake_proc(root, pid, *, exe=None, exe_unreadable=False, cmdline=b"", comm=b"", rss_kb=1000):
+    d = root / str(pid)
+    d.mkdir()
+    if exe_unreadable:
+        (d / "exe").mkdir()                 # readlink fails (EINVAL), like EACCES would
+    elif exe is not None:
+        os.symlink(exe, d / "exe")
+    (d / "cmdline").write_bytes(cmdline)
+    (d / "comm").write_bytes(comm + b"\n")
+    (d / "status").write_text(f"Name:\t{comm.decode()}\nVmPeak:\t 9 kB\nVmRSS:\t {rss_kb} kB\n")
+
+
+def collector(tmp_path, procfs):
+    from ishowd.collectors import TickContext
+    from ishowd.collectors.backend import BackendProcess
+    cfg = loads(f'[host]\nprocfs_root = "{procfs}"\n[backend]\nbinary = "{BINARY}"\n')
+    c = BackendProcess(cfg)
+    assert c.setup() is None
+    return c, lambda: [s.value for s in c.collect(TickContext(now=time.time() + 1000, config=cfg))]
+
+
+def test_rss_by_executable_not_by_name(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_proc(proc, 10, exe="/usr/bin/cargo", cmdline=b"cargo\0build\0-p\0ishowtts-backend\0", comm=b"cargo")
+    fake_proc(proc, 11, exe="/usr/bin/bash", cmdline=b"bash\0scripts/run_backend.sh\0ishowtts-backend\0",
+              comm=b"bash")
+    c, read = collector(tmp_path, proc)
+    assert read() == []                     # no backend: absent, never zero
+    fake_proc(proc, 42, exe=BINARY + " (deleted)", cmdline=BINARY.encode() + b"\0", comm=b"ishowtts-backen",
+              rss_kb=2048)
+    c._scanned_at = -1e9
+    assert read() == [2048 * 1024]
+
+
+def test_rss_when_exe_cannot_be_read(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_proc(proc, 7, exe_unreadable=True, cmdline=b"cargo\0run\0-p\0ishowtts-backend\0", comm=b"cargo")
+    fake_proc(proc, 8, exe_unreadable=True, cmdline=b"./target/release/ishowtts-backend\0", comm=b"ishowtts-backen",
+              rss_kb=5)
+    c, read = collector(tmp_path, proc)
+    assert read() == [5 * 1024]
+
+
+# --- configuration --------------------------------------------------------------------------
+
+def test_config_keys_and_errors(tmp_path):
+    cfg = loads("")
+    assert cfg.rtf.logs == ["/ssd/ishowtts/logs/backend.log"] and cfg.rtf.interval == 5
+    assert cfg.backend.health_interval == 30 and cfg.rtf.baseline == 0.30 and cfg.rtf.threshold == 0.20
+    with pytest.raises(ConfigError, match=r"\[rtf\] ignore_errors"):
+        loads('[rtf]\nignore_errors = ["(unclosed"]\n', "x.toml")
+    with pytest.raises(ConfigError, match=r"\[backend\] url"):
+        loads('[backend]\nurl = "127.0.0.1:27121"\n', "x.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[rtf]\nbatch_bytes = 10\n')
+    r = subprocess.run([ISHOWD, "run", "--config", str(bad), "--once"], capture_output=True, text=True)
+    assert r.returncode == 78 and "batch_bytes" in r.stderr and str(bad) in r.stderr
+
+
+def test_migration_matches_schema(tmp_path):
+    from sqlalchemy import create_engine
+
+    from ishowd.store.schema import metadata
+    from ishowd.store.writer import Store
+    Store(str(tmp_path / "migrated.db")).close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'direct.db'}")
+    metadata.create_all(engine)
+    engine.dispose()
+
+    def shape(path):
+        conn = sqlite3.connect(path)
+        out = {}
+        for t in ("rtf_records", "log_positions", "log_counters"):
+            out[t] = conn.execute(f"PRAGMA table_info({t})").fetchall()
+            out[t + "/pk"] = conn.execute("SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = ?",
+                                          (t,)).fetchone()
+        conn.close()
+        return out
+    assert shape(tmp_path / "migrated.db") == shape(tmp_path / "direct.db")
+
+
+def test_daemon_imports_no_heavy_libraries(tmp_path):
+    code = ("import sys\nfrom ishowd.metrics import load_declarations\nload_declarations()\n"
+            "import ishowd.backend.ingest, ishowd.daemon\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy','matplotlib','torch'}))")
+    r = subprocess.run([os.path.join(os.path.dirname(ISHOWD), "python"), "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "[]", r.stderr
+    _ = socket
