@@ -16,7 +16,7 @@ ISHOWCTL = str(BIN / "ishowctl")
 
 class Harness:
     def __init__(self, tmp: Path, *, backend_url: str = "http://127.0.0.1:9", batch_bytes: int = 1 << 17,
-                 extra: str = ""):
+                 extra: str = "", rtf_extra: str = ""):
         self.dir = tmp
         self.log = str(tmp / "logs" / "backend.log")
         (tmp / "logs").mkdir(exist_ok=True)
@@ -32,6 +32,7 @@ logs = ["{self.log}"]
 interval = "1s"
 batch_bytes = {batch_bytes}
 follow_rotated = "2s"
+{rtf_extra}
 [backend]
 url = "{backend_url}"
 health_interval = "1s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 
+import psutil
 import pytest
 
 from backend_harness import Harness, stored, truth
@@ -185,12 +186,17 @@ def test_deleted_and_recreated(env, running):
     h.stop()
 
 
-def test_kill_9_at_many_points(tmp_path):
-    """Kill the daemon while it catches up on a long log, again and again: every record once."""
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "parallel"])
+def test_kill_9_at_many_points(tmp_path, workers):
+    """Kill the daemon while it catches up on a long log, again and again: every record once.
+
+    ``parallel``: worker processes scan the backlog and the daemon commits in order.
+    """
     (tmp_path / "logs").mkdir()
     b = StandinBackend(tmp_path / "logs" / "backend.log")
     b.start(http=False)
-    h = Harness(tmp_path, batch_bytes=1 << 17)
+    h = Harness(tmp_path, batch_bytes=1 << 17,
+                rtf_extra=f"catchup_workers = {workers}\ncatchup_from = {1 << 17}")
     rnd = random.Random(4)
     try:
         for i in range(3000):
@@ -206,7 +212,10 @@ def test_kill_9_at_many_points(tmp_path):
             else:                                    # somewhere further in
                 target = min(len(b.emitted), before + rnd.randint(100, 1500))
                 h.wait_for(lambda: h.count() >= target, timeout=30, poll=0.002)
+            children = psutil.Process(h.proc.pid).children(recursive=True)
             h.kill9()
+            psutil.wait_procs(children, timeout=30)          # catch-up workers do not outlive the daemon
+            assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
             after = h.count()
             mid += before < after < len(b.emitted)
             print(f"kill {kill}: {before} -> {after} of {len(b.emitted)}")

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from ..metrics import Sample
+from ..metrics import Sample, labels_key, parse_labels_key
 from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import logformat as lf
 
@@ -51,6 +51,7 @@ log = logging.getLogger("ishowd.ingest")
 FP_BYTES = 4096              # the fingerprint covers this many first bytes (fewer while the file is shorter)
 EMIT_EVERY = 60.0            # counters are written as samples at least this often
 MAX_CANDIDATES = 2000        # rotated-copy candidates looked at per search
+WINDOW = 1 << 16             # where a parallel batch is cut: after the last newline in its last 64 KiB
 
 _COLUMNS = ("log", "role", "path", "dev", "inode", "fingerprint", "fp_len", "offset", "skip_line",
             "first_pending", "size", "changed")
@@ -58,6 +59,10 @@ _INSERT_RECORD = ("INSERT OR IGNORE INTO rtf_records (ts, source, voice, elapsed
                   "first_after_start, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _ADD_COUNTER = ("INSERT INTO log_counters (name, label, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
+_ADD_ROLLUP = ('INSERT INTO rollup_hour (series_id, ts, count, "min", "max", sum) VALUES (?, ?, ?, ?, ?, ?) '
+               'ON CONFLICT (series_id, ts) DO UPDATE SET count = rollup_hour.count + excluded.count, '
+               '"min" = min(rollup_hour."min", excluded."min"), "max" = max(rollup_hour."max", excluded."max"), '
+               'sum = rollup_hour.sum + excluded.sum')
 _SAVE_POSITION = (f"INSERT OR REPLACE INTO log_positions ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
@@ -105,6 +110,10 @@ class Ingestor:
         self._emitted_at = 0.0
         self._moved = True
         self._warned: set = set()
+        self._label_cache: dict = {}
+        self.ignore_patterns = tuple(rtf.ignore_errors)
+        self.workers = catchup_workers(rtf.catchup_workers)
+        self.parallel_from = int(rtf.catchup_from)
 
     # --- the task ------------------------------------------------------------------
 
@@ -287,6 +296,10 @@ class Ingestor:
                 head = _prefix(f, max(pos.fp_len, min(FP_BYTES, size)))
                 if hashlib.sha1(head[:pos.fp_len]).hexdigest() != pos.fingerprint:
                     return
+                if not final and self.workers and size - pos.offset >= self.parallel_from \
+                        and stored == identity and (hashlib.sha1(head).hexdigest(), len(head)) == \
+                        (pos.fingerprint, pos.fp_len):
+                    self._read_parallel(f, pos, size)   # then a serial batch: it may cross a cut
                 f.seek(pos.offset)
                 n = f.readinto(view[1:1 + self.batch]) or 0
                 last = n < self.batch
@@ -306,6 +319,57 @@ class Ingestor:
         finally:
             view.release()
 
+    def _read_parallel(self, f, pos: Position, limit: int) -> bool:
+        """A long backlog: worker processes scan batches, this process commits them in order.
+
+        The committing is exactly the serial reader's: one transaction per batch,
+        in file order, the position with the records. A batch whose last event
+        needs bytes of the next one (a preview's newline across the cut) ends the
+        parallel run; the serial reader takes over from there. Returns whether
+        anything was committed.
+        """
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        started_at = pos.offset
+        ex = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(os.getpid(),))
+        try:
+            queue: deque = deque()
+            off, skip = pos.offset, bool(pos.skip_line)
+            # The workers open the very file this process has open (even if renamed meanwhile).
+            source = f"/proc/{os.getpid()}/fd/{f.fileno()}"
+            if not os.path.exists(source):
+                source = pos.path
+            while True:
+                while len(queue) < 2 * self.workers and off < limit:
+                    n = min(self.batch, limit - off)
+                    if n == self.batch:            # cut after the last newline of the batch
+                        f.seek(off + n - WINDOW)
+                        nl = f.read(WINDOW).rfind(b"\n")
+                        if nl < 0:
+                            break                  # an overlong line: the serial reader's business
+                        n = n - WINDOW + nl + 1
+                    queue.append((off, n, ex.submit(scan_chunk, source, off, n, skip, self.ignore_patterns)))
+                    off, skip = off + n, False
+                if not queue:
+                    break
+                at, n, fut = queue.popleft()
+                res = fut.result()
+                if at != pos.offset or hashlib.sha1(_prefix(f, pos.fp_len)).hexdigest() != pos.fingerprint:
+                    break
+                pos.size = limit
+                pos.changed = time.time()
+                self._commit(pos, res)
+                if res.consumed != n:
+                    break
+        except Exception as exc:  # a worker that died: the serial reader goes on
+            log.warning("parallel catch-up stopped (%s); reading on serially", exc)
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+        return pos.offset > started_at
+
     def _stored(self, pos: Position):
         with self.store.transaction() as conn:
             row = conn.exec_driver_sql("SELECT role, path, dev, inode, offset FROM log_positions "
@@ -313,17 +377,15 @@ class Ingestor:
         return None if row is None or row[4] != pos.offset else tuple(row[:4])
 
     def _commit(self, pos: Position, res: lf.ScanResult) -> None:
-        records, samples = [], []
+        records = []
         pending = pos.first_pending
+        log_path = pos.log
         for ev in res.events:
-            if isinstance(ev, lf.Start):
+            if type(ev) is lf.Start:
                 pending = 1
                 continue
             records.append((ev.ts_us, ev.source, ev.voice, ev.elapsed_ms, ev.audio_seconds, ev.rtf, ev.engine,
-                            pending, pos.log))
-            if ev.rtf is not None:
-                samples.append(Sample(TTS_RTF, ev.rtf, {"engine": ev.engine, "voice": ev.voice, "source": ev.source},
-                                      ts=ev.ts_us / 1e6))
+                            pending, log_path))
             pending = 0
         counters = [(k, label, n) for (k, label), n in res.counts.items()]
         pos.offset += res.consumed
@@ -335,28 +397,67 @@ class Ingestor:
                 dup = len(records) - cur.rowcount
                 if dup:
                     counters.append(("ingest", "duplicates", dup))
+                self._write_samples(conn, res.events)
             if counters:
                 conn.exec_driver_sql(_ADD_COUNTER, counters)
-            if samples:
-                self._write_samples(conn, samples)
             conn.exec_driver_sql(_SAVE_POSITION, pos.row())
         if counters:
             self._moved = True
 
-    def _write_samples(self, conn, samples: list) -> None:
-        """Recent samples go to the store's head; those of hours already past sealing are sealed now."""
+    def _labels(self, ev) -> tuple[str, dict]:
+        key = (ev.engine, ev.voice, ev.source)
+        got = self._label_cache.get(key)
+        if got is None:
+            labels = {"engine": ev.engine, "voice": ev.voice, "source": ev.source}
+            got = self._label_cache[key] = (labels_key(labels), labels)
+        return got
+
+    def _write_samples(self, conn, events: list) -> None:
+        """The ``tts_rtf`` sample of each synthesis, by age.
+
+        Live ones (this hour and the last) go to the store's head like any tick's.
+        A backlog is folded in directly, so no later tick has hours of it to seal:
+        within the raw retention as sealed chunks and rollups, older than that
+        into the hourly rollups only (its raw samples would be pruned at once; the
+        per-request values stay in ``rtf_records``).
+        """
         now = time.time()
-        cutoff = (int(now) // 3600 - 1) * 3600
-        recent = [s for s in samples if s.ts >= cutoff]
+        cutoff_us = (int(now) // 3600 - 1) * 3600 * 1_000_000
+        raw_from_us = (now - self.store.raw_retention) * 1e6
+        recent = []
+        sealed: dict[str, dict[int, float]] = {}
+        hours: dict[tuple[str, int], list] = {}
+        for ev in events:
+            if type(ev) is lf.Start or ev.rtf is None:
+                continue
+            ts_us, v = ev.ts_us, ev.rtf
+            if ts_us >= cutoff_us:
+                recent.append(Sample(TTS_RTF, v, self._labels(ev)[1], ts=ts_us / 1e6))
+                continue
+            key = self._labels(ev)[0]
+            t = ts_us // 1_000_000
+            if ts_us >= raw_from_us:
+                sealed.setdefault(key, {}).setdefault(t, v)
+                continue
+            hk = (key, t - t % 3600)
+            agg = hours.get(hk)
+            if agg is None:
+                hours[hk] = [1, v, v, v]
+            else:
+                agg[0] += 1
+                if v < agg[1]:
+                    agg[1] = v
+                if v > agg[2]:
+                    agg[2] = v
+                agg[3] += v
         if recent:
             self.store.write_in(conn, now, recent)
-        old: dict[tuple, dict[int, float]] = {}
-        for s in samples:
-            if s.ts < cutoff:
-                old.setdefault(tuple(sorted(s.labels.items())), {}).setdefault(int(s.ts), s.value)
-        for labels, by_ts in old.items():
+        for key, by_ts in sealed.items():
             ts_list = sorted(by_ts)
-            self.store.seal_in(conn, TTS_RTF.name, dict(labels), ts_list, [by_ts[t] for t in ts_list])
+            self.store.seal_in(conn, TTS_RTF.name, parse_labels_key(key), ts_list, [by_ts[t] for t in ts_list])
+        if hours:
+            rows = [(self.store.series_id(conn, TTS_RTF.name, key), hour, *agg) for (key, hour), agg in hours.items()]
+            conn.exec_driver_sql(_ADD_ROLLUP, rows)
 
     # --- counters as metrics -------------------------------------------------------------------
 
@@ -374,6 +475,41 @@ class Ingestor:
         samples.append(Sample(STARTS, c.get(("starts", ""), 0)))
         self.store.write(now, samples)
         self._emitted_at, self._moved = now, False
+
+
+def catchup_workers(setting: int) -> int:
+    """``[rtf] catchup_workers``: -1 is automatic (half the cores, at most 4), 0 is none."""
+    if setting >= 0:
+        return setting
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+_COMPILED: dict = {}
+
+
+def _worker_init(parent: int) -> None:
+    """A catch-up worker dies with the daemon (``kill -9`` included), never lingers."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the worker still exits when its pipe to the daemon closes
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple) -> lf.ScanResult:
+    """What a catch-up worker process runs: read and scan one batch (no store)."""
+    pats = _COMPILED.get(ignore)
+    if pats is None:
+        pats = _COMPILED[ignore] = lf.compile_ignore(ignore)
+    buf = bytearray(length + 1)
+    buf[0] = 0x0A
+    with open(path, "rb") as f:
+        f.seek(offset)
+        n = f.readinto(memoryview(buf)[1:]) or 0
+    return lf.scan_buffer(buf, 1, 1 + n, final=False, skip_line=skip_line, ignore=pats)
 
 
 def _prefix(f, n: int) -> bytes:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Optional, Sequence
@@ -73,7 +74,7 @@ _SPANS = rb"(?:\x1b\[1m[A-Za-z_][\w]*\x1b\[0m:)+ "
 # The /api/tts line as written, up to and including the text_preview key.
 API_HEAD_RE = re.compile(
     rb"\x1b\[2m" + _TS + rb"\x1b\[0m \x1b\[32m INFO\x1b\[0m " + _SPANS + MESSAGE + b" "
-    + rb"(?:" + _k("target") + rb'"([^"\s\x1b]*)" )?'
+    + rb"(?:" + _k("target") + rb'"ishowtts::api::tts" )?'
     + _k("voice_id") + _TOKEN + b" " + _k("engine") + _TOKEN + b" " + _k("engine_label") + _TOKEN + b" "
     + _k("sample_rate") + rb"(\d+) " + _k("waveform_len") + rb"(\d+) " + _k("elapsed_ms") + rb"(\d+) "
     + _k("audio_bytes") + rb"(\d+) " + _k("audio_kb") + rb"([\d.]+) " + _k("text_len") + rb"(\d+) "
@@ -121,7 +122,7 @@ DEFAULT_IGNORE = ("GPU device discovery failed",)
 
 class Synthesis(NamedTuple):
     """One finished synthesis as the log tells it."""
-    pos: int              # where its line starts, relative to the scanned buffer's data
+    pos: int              # where its line starts: an index into the scanned buffer
     ts_us: int            # UTC, microseconds since the epoch
     source: str           # "api" or "chat"
     engine: str
@@ -178,6 +179,19 @@ def parse_ts(b: bytes) -> Optional[int]:
 
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
+
+
+_NAMES: dict[bytes, str] = {}
+
+
+def _name(b: bytes) -> str:
+    """A voice or engine name (few distinct ones): decoded once."""
+    got = _NAMES.get(b)
+    if got is None:
+        if len(_NAMES) > 1024:
+            _NAMES.clear()
+        got = _NAMES[b] = b.decode("utf-8", "replace")
+    return got
 
 
 def _rtf(elapsed_ms: int, audio_seconds: float) -> Optional[float]:
@@ -251,9 +265,25 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
 def _api_event(buf, ls: int, h: int, end: int, final: bool):
     """Parse the /api/tts event whose line starts at ``ls``. Returns (Synthesis|None, span end|status)."""
     mt = API_HEAD_RE.match(buf, ls)
-    if mt is not None and mt.start(0) == ls:
-        g = mt.groups()
+    if mt is not None:
+        ts_b, voice, engine, _label, sr, wl, ms, ab, _kb, tl = mt.groups()
         marker_end = mt.end()
+        text_len = int(tl)
+        p = marker_end + text_len
+        if text_len <= PREVIEW_CHARS and p < end:
+            # The common case: the whole text is the preview, on one line, then the span fields.
+            # (A cut inside a character would leave a continuation byte where the tail must start.)
+            nl = buf.find(b"\n", p, end)
+            if nl >= 0:
+                tail = bytes(buf[p:nl])
+                if tail in _TAILS_SEEN or _tail_ok(tail):
+                    ts = parse_ts(ts_b)
+                    sample_rate, waveform_len, elapsed = int(sr), int(wl), int(ms)
+                    if ts is not None and sample_rate > 0:
+                        audio = waveform_len / sample_rate
+                        return Synthesis(ls, ts, "api", _name(engine), _name(voice), elapsed, audio,
+                                         elapsed / 1000.0 / audio if audio > 0 else None), nl + 1
+        g = (ts_b, None, voice, engine, _label, sr, wl, ms, ab, _kb, tl)
     else:
         # A variant (no colours, other spacing): strip ANSI from the trusted header and match it plainly.
         k = buf.find(b"text_preview", h, min(end, h + 2048))
@@ -290,7 +320,7 @@ def _api_event(buf, ls: int, h: int, end: int, final: bool):
         if cut < 0 or not _TAIL_ANSI_RE.fullmatch(line_tail[cut:]):
             return None, INVALID
     audio = waveform_len / sample_rate
-    ev = Synthesis(ls, ts, "api", _text(engine), _text(voice), elapsed, audio, _rtf(elapsed, audio))
+    ev = Synthesis(ls, ts, "api", _name(engine), _name(voice), elapsed, audio, _rtf(elapsed, audio))
     return ev, nl + 1
 
 
@@ -308,48 +338,47 @@ def _chat_event(line: bytes, ls: int):
         return None
     elapsed, audio_bytes = int(ms), int(ab)
     audio = max(0, audio_bytes - WAV_HEADER) / 2 / SAMPLE_RATE_CHAT
-    return Synthesis(ls, ts, "chat", _text(engine), _text(voice), elapsed, audio, _rtf(elapsed, audio))
-
-
-def _is_chat(buf, h: int, nl: int) -> bool:
-    return buf.find(b"danmaku", h, min(nl, h + 128)) >= 0 or buf.find(b"channel", h, min(nl, h + 128)) >= 0
+    return Synthesis(ls, ts, "chat", _name(engine), _name(voice), elapsed, audio, _rtf(elapsed, audio))
 
 
 # --- the scan ------------------------------------------------------------------------
 
-def _line_bounds(buf, i: int, start: int, end: int) -> tuple[int, int]:
-    ls = buf.rfind(b"\n", start - 1, i) + 1
-    nl = buf.find(b"\n", i, end)
-    return max(ls, start), (nl if nl >= 0 else end)
-
-
 def _events(buf, start: int, end: int, final: bool, res: ScanResult):
-    """Find synthesis events in [start, end). Returns (spans, stop) where stop < end when undecided."""
-    spans: list[tuple[int, int]] = []
+    """Find synthesis events in [start, end).
+
+    Returns (spans, stop): spans are (line start, end of its first line, event end), and stop < end
+    when an event there cannot be decided yet. Every synthesis line holds an underscore (its keys
+    do) and request lines hold none, so candidates are found with memchr.
+    """
+    spans: list[tuple[int, int, int]] = []
     cursor = start
-    find = buf.find
+    find, rfind = buf.find, buf.rfind
     while True:
-        h = find(MESSAGE, cursor, end)
-        if h < 0:
+        u = find(b"_", cursor, end)
+        if u < 0:
             return spans, end
-        ls = buf.rfind(b"\n", cursor - 1, h) + 1
-        if ls < cursor:
-            ls = cursor
-        nl = find(b"\n", h, end)
+        ls = rfind(b"\n", cursor - 1, u) + 1
+        nl = find(b"\n", u, end)
         if nl < 0:
             nl = end  # only when final: the buffer was given a trailing newline otherwise
+        h = find(MESSAGE, ls, nl)
+        if h < 0:
+            cursor = nl + 1
+            continue
         starts = [ls]
-        cr = buf.rfind(b"\r", ls, h)
+        cr = rfind(b"\r", ls, h)
         if cr >= 0:
             starts.append(cr + 1)  # a tqdm bar redrawn with \r, then the event on the same line
         ev, span_end = None, INVALID
+        api = find(b"text_preview", h, nl) >= 0     # the chat line has none (but its free text might)
         for s in starts:
-            if _is_chat(buf, h, nl):
-                ev = _chat_event(bytes(buf[s:nl]), s)
-                span_end = nl + 1 if ev is not None else INVALID
-            else:
+            if api:
                 ev, span_end = _api_event(buf, s, h, end, final)
-            if ev is not None or span_end == NEED_MORE:
+                if ev is not None or span_end == NEED_MORE:
+                    break
+            ev = _chat_event(bytes(buf[s:nl]), s)
+            if ev is not None:
+                span_end = nl + 1
                 break
         if span_end == NEED_MORE:
             return spans, ls
@@ -358,14 +387,11 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
             # malformed; anything else (noise) is counted with the other lines.
             if TRACE_START_RE.match(buf, ls) is not None:
                 res.add("lines", "malformed")
-                spans.append((ls, nl + 1))
+                spans.append((ls, nl + 1, nl + 1))
             cursor = nl + 1
             continue
-        if ev.pos != ls:
-            res.add("lines", "noise")  # the bar before the \r
         res.events.append(ev)
-        res.add("lines", "synthesis")
-        spans.append((ls, span_end))
+        spans.append((ls, nl + 1, span_end))
         cursor = span_end
 
 
@@ -379,66 +405,86 @@ def _tracing_level(line: bytes) -> Optional[tuple[bytes, bytes]]:
     return m.group(2), rest
 
 
-def _count_errors(buf, start: int, end: int, res: ScanResult, ignore: Sequence[re.Pattern],
-                  events: list) -> None:
-    """WARN/ERROR tracing lines and backend starts in [start, end) (a segment outside events)."""
-    seen = set()
-    for token in WARN_TOKENS:
-        i = buf.find(token, start, end)
-        while i >= 0:
-            ls, nl = _line_bounds(buf, i, start, end)
-            if ls not in seen:
-                seen.add(ls)
-                line = bytes(buf[ls:nl])
-                cr = line.rfind(b"\r")
-                if cr >= 0:
-                    line = line[cr + 1:]
-                lv = _tracing_level(line)
-                if lv is not None and lv[0] in (b"WARN", b"ERROR"):
-                    text = _text(strip_ansi(line))
-                    if not any(p.search(text) for p in ignore):
-                        res.add("errors", lv[0].decode().lower())
-            i = buf.find(token, nl, end)
-    i = buf.find(READY, start, end)
+def _lines_with(buf, byte: bytes, start: int, end: int, spans, span_starts):
+    """(start, end) of each line outside the events that holds ``byte`` (memchr speed)."""
+    find, rfind = buf.find, buf.rfind
+    i = find(byte, start, end)
     while i >= 0:
-        ls, nl = _line_bounds(buf, i, start, end)
-        lv = _tracing_level(bytes(buf[ls:nl]))
+        k = bisect_right(span_starts, i) - 1
+        if k >= 0 and i < spans[k][2]:
+            i = find(byte, spans[k][2], end)
+            continue
+        ls = rfind(b"\n", start - 1, i) + 1
+        nl = find(b"\n", i, end)
+        if nl < 0:
+            nl = end
+        yield ls, nl
+        i = find(byte, nl + 1, end)
+
+
+def _count_levels(buf, start: int, end: int, spans, res: ScanResult, ignore: Sequence[re.Pattern]) -> list:
+    """WARN and ERROR tracing lines, and backend starts ('backend ready'), outside the events."""
+    span_starts = [sp[0] for sp in spans]
+    seen = set()
+    starts = []
+    for byte in (b"W", b"R"):           # in " WARN" and "ERROR"; request lines hold neither
+        for ls, nl in _lines_with(buf, byte, start, end, spans, span_starts):
+            if ls in seen:
+                continue
+            seen.add(ls)
+            line = bytes(buf[ls:nl])
+            cr = line.rfind(b"\r")
+            if cr >= 0:
+                line = line[cr + 1:]
+            lv = _tracing_level(line)
+            if lv is not None and lv[0] in (b"WARN", b"ERROR"):
+                text = _text(strip_ansi(line))
+                if not any(p.search(text) for p in ignore):
+                    res.add("errors", lv[0].decode().lower())
+    for ls, nl in _lines_with(buf, b"k", start, end, spans, span_starts):   # "backend ready"
+        line = bytes(buf[ls:nl])
+        lv = _tracing_level(line)
         if lv is not None and lv[1].startswith(READY):
-            m = TRACE_START_RE.match(buf, ls)
-            events.append(Start(ls, parse_ts(m.group(1)) if m else None))
+            m = TRACE_START_RE.match(line)
+            starts.append(Start(ls, parse_ts(m.group(1)) if m else None))
             res.add("starts", "")
-        i = buf.find(READY, nl, end)
+    return starts
 
 
-def _count_noise(buf, start: int, end: int, res: ScanResult, ignore: Sequence[re.Pattern]) -> None:
-    """Lines that are not tracing lines in [start, end), and those among them that report an error."""
-    lines = NOISE_RE.findall(buf, start - 1, end)
-    if not lines:
-        return
-    res.add("lines", "noise", len(lines))
-    low = b"".join(lines).lower()
-    if b"error" not in low and b"exception" not in low and b"failed" not in low:
-        return
-    for line in lines:
-        text = _text(strip_ansi(line[1:]))
-        if ERROR_WORDS_RE.search(text) and not any(p.search(text) for p in ignore):
-            res.add("errors", "other")
+def _noise_lines(buf, start: int, end: int) -> list:
+    return NOISE_RE.findall(buf, start - 1, end)
 
 
-def _count_status(buf, start: int, end: int, res: ScanResult) -> None:
-    found = STATUS_RE.findall(buf, start, end)
-    if not found:
-        found = STATUS_PLAIN_RE.findall(buf, start, end)
-    if found:
-        for digit in set(found):
-            res.add("http", digit.decode() + "xx", found.count(digit))
+def _error_lines(lines: list, ignore: Sequence[re.Pattern]) -> int:
+    """How many of these noise lines report an error (error / exception / failed), less the ignored."""
+    low = b"".join(lines).lower()     # each line starts with its newline
+    hits = set()
+    for word in (b"error", b"exception", b"failed"):
+        i = low.find(word)
+        while i >= 0:
+            hits.add(low.rfind(b"\n", 0, i))
+            i = low.find(word, i + 1)
+    if not hits:
+        return 0
+    joined = b"".join(lines)
+    n = 0
+    for ls in hits:
+        nl = joined.find(b"\n", ls + 1)
+        text = _text(strip_ansi(joined[ls + 1:nl if nl >= 0 else len(joined)]))
+        if not any(p.search(text) for p in ignore):
+            n += 1
+    return n
+
+
+def _status_digits(buf, start: int, end: int, plain: bool) -> list:
+    return (STATUS_PLAIN_RE if plain else STATUS_RE).findall(buf, start, end)
 
 
 def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = False,
                 ignore: Sequence[re.Pattern] = ()) -> ScanResult:
     """Scan ``buf[start:end]``, which begins at a line start; ``buf[start-1]`` must exist (a newline).
 
-    Positions in the result are relative to ``start``. Only whole lines are
+    Event positions are indexes into ``buf``. Only whole lines are
     consumed unless ``final`` (the file will not grow: a rotated file read
     to its end). ``skip_line``: the first line continues an overlong line
     already counted.
@@ -468,17 +514,30 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
             res.consumed = first - start
         return res
     spans, decided = _events(buf, first, stop, final, res)
-    pos = first
-    starts: list = []
-    for s, e in spans + [(decided, decided)]:
-        if s > pos:
-            _count_noise(buf, pos, s, res, ignore)
-            _count_errors(buf, pos, s, res, ignore, starts)
-            _count_status(buf, pos, s, res)
-        pos = max(pos, e)
+    res.add("lines", "synthesis", len(res.events))
+    # Noise: one pass over everything; the continuation lines of multi-line previews are taken back.
+    lines = _noise_lines(buf, first, decided)
+    taken_back = []
+    for s, first_end, e in spans:
+        if e > first_end:
+            taken_back += _noise_lines(buf, first_end, e)
+    res.add("lines", "noise", len(lines) - len(taken_back))
+    res.add("errors", "other", _error_lines(lines, ignore) - _error_lines(taken_back, ignore))
+    # Finished requests by status class: one pass; a preview that looks like one is taken back.
+    digits = _status_digits(buf, first, decided, False)
+    plain = not digits
+    if plain:
+        digits = _status_digits(buf, first, decided, True)
+    if digits:
+        for s, _first_end, e in spans:
+            if buf.find(b"status", s, e) >= 0:
+                for d in _status_digits(buf, s, e, plain):
+                    digits.remove(d)
+        for digit in set(digits):
+            res.add("http", digit.decode() + "xx", digits.count(digit))
+    starts = _count_levels(buf, first, decided, spans, res, ignore)
     if starts:
         res.events = sorted(res.events + starts, key=lambda ev: ev.pos)
-    res.events = [ev._replace(pos=ev.pos - start) for ev in res.events]
     res.consumed = min(decided, given_end) - start
     return res
 
