@@ -99,6 +99,25 @@ listen = ""
         rows = self.query("SELECT value FROM log_counters WHERE name = ? AND label = ?", (name, label))
         return rows[0][0] if rows else 0
 
+    def latest(self) -> dict[tuple[str, str], float]:
+        """The newest value of each series in the store's head: {(metric, labels text): value}."""
+        from ishowd.store.reader import Reader
+        r = Reader(self.db)
+        try:
+            return {(x.name, x.labels_text): x.value for x in r.latest(0)}
+        finally:
+            r.close()
+
+    def values(self, metric: str) -> list[float]:
+        """Every value of ``metric`` still in the head, oldest first."""
+        from ishowd.store.reader import Reader
+        r = Reader(self.db)
+        try:
+            ids = {s.id for s in r.series(metric)}
+            return [v for _, pairs in r.head(0) for sid, v in pairs if sid in ids]
+        finally:
+            r.close()
+
     def wait_count(self, n: int, timeout: float = 60) -> int:
         """Poll the store until it holds ``n`` records (never sleep to win a race: poll with a deadline)."""
         deadline = time.monotonic() + timeout

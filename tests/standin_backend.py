@@ -292,13 +292,15 @@ class StandinBackend:
                 pass
 
             def _answer(self, status: int, body: bytes, ctype: str, started: int) -> None:
+                # logged as the response goes out (tower-http's on_response), so a client that has its
+                # answer finds the lines in the log
+                latency = max(0, (time.time_ns() // 1000 - started) // 1000)
+                backend.write(lines_request(started, self.command, self.path, status, latency))
                 self.send_response(status)
                 self.send_header("content-type", ctype)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                latency = max(0, (time.time_ns() // 1000 - started) // 1000)
-                backend.write(lines_request(started, self.command, self.path, status, latency))
 
             def do_GET(self):
                 started = backend.clock()

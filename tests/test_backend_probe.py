@@ -14,7 +14,7 @@ import pytest
 
 from backend_harness import ISHOWD
 from ishowd.config import ConfigError, loads
-from ishowd.tasks.backend_health import probe
+from ishowd.collectors.backend import probe
 from standin_backend import StandinBackend
 
 
@@ -103,11 +103,12 @@ def fake_proc(root, pid, *, exe=None, exe_unreadable=False, cmdline=b"", comm=b"
 
 def collector(tmp_path, procfs):
     from ishowd.collectors import TickContext
-    from ishowd.collectors.backend import BackendProcess
-    cfg = loads(f'[host]\nprocfs_root = "{procfs}"\n[backend]\nbinary = "{BINARY}"\n')
-    c = BackendProcess(cfg)
+    from ishowd.collectors.backend import BACKEND_RSS, Backend
+    cfg = loads(f'[host]\nprocfs_root = "{procfs}"\n[backend]\nbinary = "{BINARY}"\nurl = "http://127.0.0.1:9"\n')
+    c = Backend(cfg)
     assert c.setup() is None
-    return c, lambda: [s.value for s in c.collect(TickContext(now=time.time() + 1000, config=cfg))]
+    return c, lambda: [s.value for s in c.collect(TickContext(now=time.time() + 1000, config=cfg))
+                       if s.metric is BACKEND_RSS]
 
 
 def test_rss_by_executable_not_by_name(tmp_path):
@@ -179,3 +180,26 @@ def test_daemon_imports_no_heavy_libraries(tmp_path):
     r = subprocess.run([os.path.join(os.path.dirname(ISHOWD), "python"), "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stderr
     _ = socket
+
+
+def test_backend_up_never_holds_up_a_tick():
+    """Only the first tick waits for its probe; later probes run beside the ticks."""
+    from ishowd.collectors import TickContext
+    from ishowd.collectors.backend import BACKEND_UP, Backend
+    release = threading.Event()
+    srv, url = serve(lambda req: release.wait(10))
+    try:
+        cfg = loads(f'[backend]\nurl = "{url}"\nhealth_timeout = "300ms"\nhealth_interval = "1s"\n')
+        c = Backend(cfg)
+        c.setup()
+        ctx = TickContext(now=time.time(), config=cfg)
+        t = time.monotonic()
+        first = [s.value for s in c.collect(ctx) if s.metric is BACKEND_UP]
+        assert first == [0.0] and time.monotonic() - t < 2
+        c._probe_started -= 10                     # the next probe is due
+        t = time.monotonic()
+        assert [s.value for s in c.collect(ctx) if s.metric is BACKEND_UP] == [0.0]   # the last answer
+        assert time.monotonic() - t < 0.1          # the probe runs in its own thread
+    finally:
+        release.set()
+        srv.shutdown()

@@ -49,7 +49,8 @@ class Planted:
 
     def commit(self):
         with self.store.transaction() as conn:
-            conn.exec_driver_sql("INSERT INTO rtf_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
+            conn.executemany("INSERT INTO rtf_records (ts, source, voice, elapsed_ms, audio_seconds, rtf, engine, "
+                             "first_after_start, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
         self.store.close()
 
     def ctl(self, *args) -> subprocess.CompletedProcess:
@@ -145,10 +146,11 @@ def test_compile_outliers_alone_never_regress(tmp_path):
 
 
 def test_rtf_list_json_and_csv(planted):
-    r = planted.ctl("rtf", "list", "--since", "8d", "--json")
+    since = datetime.fromtimestamp(int(NOW - 8 * 86400), timezone.utc)
+    r = planted.ctl("rtf", "list", "--since", since.isoformat(), "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    want = sorted(x[0] for x in planted.rows if x[0] >= (NOW - 8 * 86400) * 1e6)
+    want = sorted(x[0] for x in planted.rows if x[0] >= since.timestamp() * 1e6)
     assert len(rows) == len(want)
     assert [r_["ts"] for r_ in rows] == sorted(r_["ts"] for r_ in rows)
     assert {"ts", "rtf", "elapsed_ms", "audio_seconds", "engine", "voice", "source"} <= set(rows[0])

@@ -43,6 +43,7 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from ..metrics import Sample, labels_key, parse_labels_key
+from ..store import sql
 from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import logformat as lf
 
@@ -52,20 +53,6 @@ FP_BYTES = 4096              # the fingerprint covers this many first bytes (few
 EMIT_EVERY = 60.0            # counters are written as samples at least this often
 MAX_CANDIDATES = 2000        # rotated-copy candidates looked at per search
 WINDOW = 1 << 16             # where a parallel batch is cut: after the last newline in its last 64 KiB
-
-_COLUMNS = ("log", "role", "path", "dev", "inode", "fingerprint", "fp_len", "offset", "skip_line",
-            "first_pending", "size", "changed")
-_INSERT_RECORD = ("INSERT OR IGNORE INTO rtf_records (ts, source, voice, elapsed_ms, audio_seconds, rtf, engine, "
-                  "first_after_start, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_ADD_COUNTER = ("INSERT INTO log_counters (name, label, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value")
-_ADD_ROLLUP = ('INSERT INTO rollup_hour (series_id, ts, count, "min", "max", sum) VALUES (?, ?, ?, ?, ?, ?) '
-               'ON CONFLICT (series_id, ts) DO UPDATE SET count = rollup_hour.count + excluded.count, '
-               '"min" = min(rollup_hour."min", excluded."min"), "max" = max(rollup_hour."max", excluded."max"), '
-               'sum = rollup_hour.sum + excluded.sum')
-_SAVE_POSITION = (f"INSERT OR REPLACE INTO log_positions ({', '.join(_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
-
 
 @dataclass
 class Position:
@@ -82,8 +69,8 @@ class Position:
     size: int = 0
     changed: float = 0.0
 
-    def row(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self))
+    def row(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def fingerprint(f, length: int = FP_BYTES) -> tuple[str, int]:
@@ -134,8 +121,7 @@ class Ingestor:
 
     def load(self, path: str) -> dict[str, Position]:
         with self.store.transaction() as conn:
-            rows = conn.exec_driver_sql(
-                f"SELECT {', '.join(_COLUMNS)} FROM log_positions WHERE log = ?", (path,)).fetchall()
+            rows = conn.execute(sql.LOG_POSITIONS_OF, {"log": path}).fetchall()
         return {r[1]: Position(*r) for r in rows}
 
     def _fresh(self, path: str, f, st) -> Position:
@@ -183,7 +169,7 @@ class Ingestor:
 
     def _count(self, name: str, label: str, n: int = 1) -> None:
         with self.store.transaction() as conn:
-            conn.exec_driver_sql(_ADD_COUNTER, (name, label, n))
+            conn.execute(sql.LOG_COUNTER_ADD, {"name": name, "label": label, "value": n})
         self._moved = True
 
     # --- finding rotated files -----------------------------------------------------------
@@ -251,9 +237,9 @@ class Ingestor:
             self._follow_retired(old, finish=True)
         cur.role, cur.path = "retired", found
         with self.store.transaction() as conn:
-            conn.exec_driver_sql("DELETE FROM log_positions WHERE log = ?", (cur.log,))
-            conn.exec_driver_sql(_SAVE_POSITION, cur.row())
-            conn.exec_driver_sql(_ADD_COUNTER, ("ingest", "renames", 1))
+            conn.execute(sql.LOG_POSITIONS_DELETE, {"log": cur.log})
+            conn.execute(sql.LOG_POSITION_SAVE, cur.row())
+            conn.execute(sql.LOG_COUNTER_ADD, {"name": "ingest", "label": "renames", "value": 1})
         self._moved = True
         log.info("%s was renamed to %s; following both", cur.log, found)
         self._follow_retired(cur)
@@ -280,7 +266,7 @@ class Ingestor:
                     done = final
         if done:
             with self.store.transaction() as conn:
-                conn.exec_driver_sql("DELETE FROM log_positions WHERE log = ? AND role = 'retired'", (ret.log,))
+                conn.execute(sql.LOG_POSITION_DELETE, {"log": ret.log, "role": "retired"})
 
     # --- reading -------------------------------------------------------------------------
 
@@ -372,8 +358,7 @@ class Ingestor:
 
     def _stored(self, pos: Position):
         with self.store.transaction() as conn:
-            row = conn.exec_driver_sql("SELECT role, path, dev, inode, offset FROM log_positions "
-                                       "WHERE log = ? AND role = ?", (pos.log, pos.role)).fetchone()
+            row = conn.execute(sql.LOG_POSITION_STORED, {"log": pos.log, "role": pos.role}).fetchone()
         return None if row is None or row[4] != pos.offset else tuple(row[:4])
 
     def _commit(self, pos: Position, res: lf.ScanResult) -> None:
@@ -384,23 +369,24 @@ class Ingestor:
             if type(ev) is lf.Start:
                 pending = 1
                 continue
-            records.append((ev.ts_us, ev.source, ev.voice, ev.elapsed_ms, ev.audio_seconds, ev.rtf, ev.engine,
-                            pending, log_path))
+            records.append({"ts": ev.ts_us, "source": ev.source, "voice": ev.voice, "elapsed_ms": ev.elapsed_ms,
+                            "audio_seconds": ev.audio_seconds, "rtf": ev.rtf, "engine": ev.engine,
+                            "first_after_start": pending, "log": log_path})
             pending = 0
-        counters = [(k, label, n) for (k, label), n in res.counts.items()]
+        counters = [{"name": k, "label": label, "value": n} for (k, label), n in res.counts.items()]
         pos.offset += res.consumed
         pos.skip_line = int(res.skip_line)
         pos.first_pending = pending
         with self.store.transaction() as conn:
             if records:
-                cur = conn.exec_driver_sql(_INSERT_RECORD, records)
+                cur = conn.executemany(sql.RTF_INSERT, records)
                 dup = len(records) - cur.rowcount
                 if dup:
-                    counters.append(("ingest", "duplicates", dup))
+                    counters.append({"name": "ingest", "label": "duplicates", "value": dup})
                 self._write_samples(conn, res.events)
             if counters:
-                conn.exec_driver_sql(_ADD_COUNTER, counters)
-            conn.exec_driver_sql(_SAVE_POSITION, pos.row())
+                conn.executemany(sql.LOG_COUNTER_ADD, counters)
+            conn.execute(sql.LOG_POSITION_SAVE, pos.row())
         if counters:
             self._moved = True
 
@@ -417,13 +403,13 @@ class Ingestor:
 
         Live ones (this hour and the last) go to the store's head like any tick's.
         A backlog is folded in directly, so no later tick has hours of it to seal:
-        within the raw retention as sealed chunks and rollups, older than that
-        into the hourly rollups only (its raw samples would be pruned at once; the
-        per-request values stay in ``rtf_records``).
+        within the minute rollups' retention as sealed chunks and rollups, older
+        than that into the hourly rollups only (its raw and per-minute data would
+        be pruned at once; the per-request values stay in ``rtf_records``).
         """
         now = time.time()
         cutoff_us = (int(now) // 3600 - 1) * 3600 * 1_000_000
-        raw_from_us = (now - self.store.raw_retention) * 1e6
+        sealed_from_us = (now - self.store.minute_retention) * 1e6
         recent = []
         sealed: dict[str, dict[int, float]] = {}
         hours: dict[tuple[str, int], list] = {}
@@ -436,7 +422,7 @@ class Ingestor:
                 continue
             key = self._labels(ev)[0]
             t = ts_us // 1_000_000
-            if ts_us >= raw_from_us:
+            if ts_us >= sealed_from_us:
                 sealed.setdefault(key, {}).setdefault(t, v)
                 continue
             hk = (key, t - t % 3600)
@@ -455,20 +441,24 @@ class Ingestor:
         for key, by_ts in sealed.items():
             ts_list = sorted(by_ts)
             self.store.seal_in(conn, TTS_RTF.name, parse_labels_key(key), ts_list, [by_ts[t] for t in ts_list])
-        if hours:
-            rows = [(self.store.series_id(conn, TTS_RTF.name, key), hour, *agg) for (key, hour), agg in hours.items()]
-            conn.exec_driver_sql(_ADD_ROLLUP, rows)
+        by_series: dict[str, dict[int, list]] = {}
+        for (key, hour), agg in hours.items():
+            by_series.setdefault(key, {})[hour] = agg
+        for key, aggs in by_series.items():
+            self.store.fold_hours(conn, TTS_RTF.name, parse_labels_key(key), aggs)
 
     # --- counters as metrics -------------------------------------------------------------------
 
     def counters(self) -> dict[tuple[str, str], int]:
         with self.store.transaction() as conn:
-            return {(n, l): v for n, l, v in conn.exec_driver_sql("SELECT name, label, value FROM log_counters")}
+            return {(n, l): v for n, l, v in conn.execute(sql.LOG_COUNTERS_ALL)}
 
     def emit_counters(self, now: float) -> None:
         if not self._moved and now - self._emitted_at < EMIT_EVERY:
             return
         c = self.counters()
+        if not c:
+            return          # no log read yet (none on this host?): the counters are absent, not zero
         samples = [Sample(LOG_ERRORS, c.get(("errors", lv), 0), {"level": lv}) for lv in ("warn", "error", "other")]
         samples += [Sample(LOG_LINES, c.get(("lines", k), 0), {"kind": k}) for k in ("synthesis", "noise", "malformed")]
         samples += [Sample(HTTP_REQUESTS, v, {"status": label}) for (n, label), v in sorted(c.items()) if n == "http"]

@@ -1,7 +1,8 @@
 """Reading RTF records back: the list, the weekly report and its verdict.
 
-Stdlib only (``sqlite3`` connections from ``ishowd.store.reader``): the CLI
-must start fast, so nothing here imports SQLAlchemy, numpy or matplotlib.
+Stdlib only (the read-only ``ishowd.store.reader.Reader`` and the SQL of
+``ishowd.store.sql``): the CLI must start fast, so nothing here imports
+SQLAlchemy, numpy or matplotlib.
 
 Weeks are ISO weeks in UTC (Monday 00:00 UTC to the next Monday). A week
 *regresses* (docs/interface.md) when the mean RTF of its API requests
@@ -20,6 +21,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Optional
+
+from ..store import sql
 
 WEEK = 7 * 86400
 MONDAY0 = 4 * 86400          # 1970-01-05, the first Monday after the epoch
@@ -52,9 +55,9 @@ def quantile(sorted_vals: list, q: float) -> Optional[float]:
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
 
 
-def _query(conn: sqlite3.Connection, sql: str, args=()) -> list:
+def _query(reader, statement: str, args: dict) -> list:
     try:
-        return conn.execute(sql, args).fetchall()
+        return reader.conn.execute(statement, args).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             raise NoRecords("the store has no RTF records table yet: restart the daemon or run "
@@ -64,22 +67,19 @@ def _query(conn: sqlite3.Connection, sql: str, args=()) -> list:
 
 # --- the list ------------------------------------------------------------------------
 
-def records(conn: sqlite3.Connection, since: float, until: float, source: Optional[str] = None) -> list[dict]:
-    sql = ("SELECT ts, rtf, elapsed_ms, audio_seconds, engine, voice, source, first_after_start "
-           "FROM rtf_records WHERE ts >= ? AND ts < ?")
-    args: list = [int(since * US), int(until * US)]
+def records(reader, since: float, until: float, source: Optional[str] = None) -> list[dict]:
+    args = {"since": int(since * US), "until": int(until * US)}
     if source:
-        sql += " AND source = ?"
-        args.append(source)
-    rows = _query(conn, sql + " ORDER BY ts", args)
+        rows = _query(reader, sql.RTF_RANGE_SOURCE, dict(args, source=source))
+    else:
+        rows = _query(reader, sql.RTF_RANGE, args)
     return [{"ts": t / US, "rtf": r, "elapsed_ms": ms, "audio_seconds": a, "engine": e, "voice": v, "source": s,
              "first_after_start": bool(f)} for t, r, ms, a, e, v, s, f in rows]
 
 
-def summary(conn: sqlite3.Connection, since: float, until: float) -> dict:
+def summary(reader, since: float, until: float) -> dict:
     """count, mean and p95 of every record in [since, until), and per source."""
-    rows = _query(conn, "SELECT source, rtf FROM rtf_records WHERE ts >= ? AND ts < ? AND rtf IS NOT NULL",
-                  (int(since * US), int(until * US)))
+    rows = _query(reader, sql.RTF_SOURCE_VALUES, {"since": int(since * US), "until": int(until * US)})
     out = _stats([r for _, r in rows])
     for src in ("api", "chat"):
         out[src] = _stats([r for s, r in rows if s == src])
@@ -122,43 +122,36 @@ class Week:
                 "chat": {"count": len(chat), "mean": sum(chat) / len(chat) if chat else None}}
 
 
-def weekly(conn: sqlite3.Connection, *, weeks: int, now: float, baseline: float, threshold: float,
+def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
            min_requests: int, hot_celsius: float = 80.0) -> list[Week]:
     """The last ``weeks`` ISO weeks up to the current (incomplete) one, oldest first, judged."""
     current = week_start(now)
     first = current - (weeks - 1) * WEEK
     out = [Week(s, s + WEEK <= now) for s in range(first, current + WEEK, WEEK)]
-    by_start = {w.start: w for w in out}
-    lo, hi = first * US, (current + WEEK) * US
-    # SQLite does the bucketing and the sorting; Python only reads the sorted values.
-    rows = _query(conn, "SELECT (ts / 1000000 - ?) / ? AS w, rtf, ts FROM rtf_records "
-                        "WHERE ts >= ? AND ts < ? AND source = 'api' AND first_after_start = 0 AND rtf IS NOT NULL "
-                        "ORDER BY w, rtf", (MONDAY0, WEEK, lo, hi))
+    by_index = {(w.start - MONDAY0) // WEEK: w for w in out}
+    args = {"since": first * US, "until": (current + WEEK) * US, "monday0": MONDAY0, "week": WEEK}
     limit = baseline * (1 + threshold)
-    for w_index, rtf, ts in rows:
-        w = by_start.get(w_index * WEEK + MONDAY0)
+    # SQLite does the bucketing and the sorting; Python only reads the sorted values.
+    for w_index, rtf, ts in _query(reader, sql.RTF_WEEKS_JUDGED, args):
+        w = by_index.get(w_index)
         if w is None:
             continue
         w.values.append(rtf)
         if rtf > limit:
             w.slow.append(ts / US)
-    for w_index, src, first_flag, n in _query(
-            conn, "SELECT (ts / 1000000 - ?) / ? AS w, source, first_after_start, count(*) FROM rtf_records "
-                  "WHERE ts >= ? AND ts < ? AND rtf IS NOT NULL GROUP BY 1, 2, 3", (MONDAY0, WEEK, lo, hi)):
-        w = by_start.get(w_index * WEEK + MONDAY0)
+    for w_index, src, first_flag, n in _query(reader, sql.RTF_WEEKS_COUNTS, args):
+        w = by_index.get(w_index)
         if w is not None and src == "api" and first_flag:
             w.first_after_start += n
-    for w_index, rtf in _query(conn, "SELECT (ts / 1000000 - ?) / ? AS w, rtf FROM rtf_records "
-                                     "WHERE ts >= ? AND ts < ? AND source = 'chat' AND rtf IS NOT NULL",
-                               (MONDAY0, WEEK, lo, hi)):
-        w = by_start.get(w_index * WEEK + MONDAY0)
+    for w_index, rtf in _query(reader, sql.RTF_WEEKS_CHAT, args):
+        w = by_index.get(w_index)
         if w is not None:
             w.chat.append(rtf)
     for w in out:
         judge(w, baseline=baseline, threshold=threshold, min_requests=min_requests)
     regressed = [w for w in out if w.regression]
     if regressed:
-        causes(conn, regressed, hot_celsius=hot_celsius)
+        causes(reader, regressed, hot_celsius=hot_celsius)
     return out
 
 
@@ -185,34 +178,21 @@ def judge(w: Week, *, baseline: float, threshold: float, min_requests: int) -> N
 
 # --- likely causes, from the stored metrics --------------------------------------------
 
-def hourly(conn: sqlite3.Connection, metric: str, since: int, until: int) -> dict[int, tuple[float, float]]:
-    """min and max of every series of ``metric`` per hour in [since, until): sealed rollups and the head."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM series WHERE name = ?", (metric,))]
+def hourly(reader, metric: str, since: int, until: int) -> dict[int, tuple[float, float]]:
+    """min and max over every series of ``metric`` per hour in [since, until) (rollups and the head)."""
     out: dict[int, tuple[float, float]] = {}
-    if not ids:
-        return out
-    marks = ",".join("?" for _ in ids)
-
-    def merge(h, lo, hi):
-        old = out.get(h)
-        out[h] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
-
-    for h, lo, hi in conn.execute(f"SELECT ts, min(min), max(max) FROM rollup_hour WHERE series_id IN ({marks}) "
-                                  f"AND ts >= ? AND ts < ? GROUP BY ts", (*ids, since, until)):
-        merge(h, lo, hi)
-    for h, lo, hi in conn.execute(f"SELECT ts - ts % 3600, min(value), max(value) FROM samples "
-                                  f"WHERE series_id IN ({marks}) AND ts >= ? AND ts < ? GROUP BY 1",
-                                  (*ids, since, until)):
-        merge(h, lo, hi)
+    for b in reader.history(metric, {}, since, until, 3600):
+        old = out.get(b.ts)
+        out[b.ts] = (b.min, b.max) if old is None else (min(old[0], b.min), max(old[1], b.max))
     return out
 
 
-def causes(conn: sqlite3.Connection, regressed: list[Week], *, hot_celsius: float) -> None:
+def causes(reader, regressed: list[Week], *, hot_celsius: float) -> None:
     """Add to each regressed week's reason what the store saw while its slow requests ran."""
     since = min(w.start for w in regressed)
     until = max(w.start for w in regressed) + WEEK
-    locked = hourly(conn, "gpu_frequency_locked", since, until)
-    temp = hourly(conn, "gpu_temperature_celsius", since, until)
+    locked = hourly(reader, "gpu_frequency_locked", since, until)
+    temp = hourly(reader, "gpu_temperature_celsius", since, until)
     for w in regressed:
         hours = [int(t) - int(t) % 3600 for t in w.slow]
         n = len(hours)

@@ -51,7 +51,7 @@ def rtf_list(app, since, until, source, as_json, as_csv) -> None:
         raise click.BadParameter("--until must be after --since")
     reader = _open(app)
     try:
-        rows = records(reader.conn, start, end + 1, source)
+        rows = records(reader, start, end + 1, source)
     except NoRecords as exc:
         _fail_no_records(exc)
     finally:
@@ -74,7 +74,7 @@ def _weekly(app, weeks, baseline, threshold, now):
     threshold = cfg.threshold if threshold is None else threshold
     reader = _open(app)
     try:
-        return weekly(reader.conn, weeks=weeks, now=now, baseline=baseline, threshold=threshold,
+        return weekly(reader, weeks=weeks, now=now, baseline=baseline, threshold=threshold,
                       min_requests=cfg.min_requests, hot_celsius=cfg.hot_celsius), baseline, threshold
     except NoRecords as exc:
         _fail_no_records(exc)
@@ -167,7 +167,7 @@ def rtf_plot(app, weeks, output) -> None:
     since = week_start(now) - (weeks - 1) * WEEK
     reader = _open(app)
     try:
-        rows = records(reader.conn, since, now + 1)
+        rows = records(reader, since, now + 1)
     except NoRecords as exc:
         _fail_no_records(exc)
     finally:
@@ -191,7 +191,7 @@ def rtf_status(view) -> None:
     """The last hour's RTF in ``status``."""
     from ..backend.report import NoRecords, summary
     try:
-        s = summary(view.reader.conn, view.now - 3600, view.now + 1)
+        s = summary(view.reader, view.now - 3600, view.now + 1)
     except NoRecords:
         return
     view.data["rtf"] = {"count": s["count"], "mean": finite(s["mean"]), "p95": finite(s["p95"]),

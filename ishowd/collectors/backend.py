@@ -1,38 +1,109 @@
-"""The backend process's resident memory, found by its executable path.
+"""The backend: is it up (``GET /api/health``), and its process's resident memory.
 
-``pgrep -f ishowtts-backend`` also matches ``cargo build -p ishowtts-backend``
-and Linux truncates the name to ``ishowtts-backen``, so the process is the
-one whose ``/proc/PID/exe`` is ``[backend] binary`` (``(deleted)`` after a
-rebuild still counts). Where ``exe`` cannot be read (another user's process
-without CAP_SYS_PTRACE), its argv[0] must name the same path and its comm
-the same (truncated) name. No process: no sample.
+``backend_up`` comes from a probe of ``/api/health`` with a short timeout at
+its own interval (``[backend] health_interval``, 30 s: every probe adds two
+lines to the backend's log, and the web UI already polls every 30 s). The
+probe runs in a thread of its own, so a hung backend never holds up a tick;
+each tick reports the latest answer while it is fresh. Only the very first
+tick (``ishowd run --once`` included) waits for its probe.
+
+``backend_rss_bytes``: ``pgrep -f ishowtts-backend`` also matches ``cargo
+build -p ishowtts-backend`` and Linux truncates the name to
+``ishowtts-backen``, so the process is the one whose ``/proc/PID/exe`` is
+``[backend] binary`` (``(deleted)`` after a rebuild still counts). Where
+``exe`` cannot be read (another user's process without CAP_SYS_PTRACE), its
+argv[0] must name the same path and its comm the same (truncated) name. No
+process: no sample.
 """
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from typing import Iterable, Optional
 
+from ..config import Key, section
 from ..metrics import Sample, declare
 from . import Collector, TickContext, register
 
+
+def _check_url(url: str) -> Optional[str]:
+    if not url.startswith(("http://", "https://")):
+        return "an http:// or https:// URL such as http://127.0.0.1:27121"
+    return None
+
+
+section("backend", {
+    "url": Key("str", "http://127.0.0.1:27121", "the backend's base URL (health probe, HTTP benchmark)",
+               check=_check_url),
+    "health_interval": Key("duration", "30s", "how often GET /api/health is probed (each probe adds two lines "
+                           "to the backend's log)", min=1),
+    "health_timeout": Key("duration", "2s", "the probe's timeout: slower counts as down", min=0.001),
+    "binary": Key("path", "/ssd/ishowtts/target/release/ishowtts-backend",
+                  "the backend executable: its process is found by this path (its /proc/PID/exe), never by a "
+                  "name substring, for backend_rss_bytes"),
+})
+
+BACKEND_UP = declare("backend_up", "boolean", "1 when GET /api/health answers {\"status\": \"ok\"} in time, else 0.",
+                     group="backend")
 BACKEND_RSS = declare("backend_rss_bytes", "bytes", "Resident memory of the backend process (VmRSS).",
                       group="backend")
 RESCAN_SECONDS = 30.0   # a full /proc scan at most this often while the backend is not found
 
 
+def probe(url: str, timeout: float) -> float:
+    """1.0 when the health endpoint answers 200 with status ok, else 0.0. Never raises."""
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+    try:
+        with opener.open(url.rstrip("/") + "/api/health", timeout=timeout) as resp:
+            if resp.status != 200:
+                return 0.0
+            body = json.loads(resp.read(65536) or b"null")
+    except Exception:  # refused, timed out, reset, not JSON: all mean "not up"
+        return 0.0
+    return 1.0 if isinstance(body, dict) and body.get("status") == "ok" else 0.0
+
+
 @register
-class BackendProcess(Collector):
+class Backend(Collector):
     name = "backend"
-    metrics = (BACKEND_RSS,)
+    metrics = (BACKEND_UP, BACKEND_RSS)
 
     def setup(self) -> Optional[str]:
+        cfg = self.config.backend
+        self.url, self.timeout, self.probe_every = cfg.url, cfg.health_timeout, cfg.health_interval
+        self._answer: Optional[tuple[float, float]] = None    # (value, monotonic time of the answer)
+        self._probe_started = -1e18
+        self._thread: Optional[threading.Thread] = None
         self.root = self.config.host.procfs_root
-        given = self.config.backend.binary
+        given = cfg.binary
         self.targets = {given, os.path.realpath(given)}
         self.comm = os.path.basename(given)[:15]
         self.pid: Optional[int] = None
         self._scanned_at = -RESCAN_SECONDS
         return None
+
+    # --- backend_up -------------------------------------------------------------------
+
+    def _probe_now(self) -> None:
+        self._answer = (probe(self.url, self.timeout), time.monotonic())
+
+    def up(self) -> Optional[float]:
+        now = time.monotonic()
+        if self._answer is None and self._thread is None:
+            self._probe_started = now
+            self._probe_now()                                 # the first tick waits for its answer
+        elif now - self._probe_started >= self.probe_every and (self._thread is None or not self._thread.is_alive()):
+            self._probe_started = now
+            self._thread = threading.Thread(target=self._probe_now, name="backend-health", daemon=True)
+            self._thread.start()
+        if self._answer is None or now - self._answer[1] > 2 * self.probe_every + self.timeout:
+            return None                                       # no fresh answer: absent, not invented
+        return self._answer[0]
+
+    # --- backend_rss_bytes --------------------------------------------------------------
 
     def matches(self, pid: int) -> bool:
         base = os.path.join(self.root, str(pid))
@@ -78,16 +149,25 @@ class BackendProcess(Collector):
                 return pid
         return None
 
-    def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        pid = self.find(ctx.now)
+    def rss(self, now: float) -> Optional[float]:
+        pid = self.find(now)
         if pid is None:
-            return []
+            return None
         try:
             with open(os.path.join(self.root, str(pid), "status"), "rb") as f:
                 for line in f:
                     if line.startswith(b"VmRSS:"):
-                        parts = line.split()
-                        return [Sample(BACKEND_RSS, float(int(parts[1]) * 1024))]
+                        return float(int(line.split()[1]) * 1024)
         except (OSError, ValueError, IndexError):
             self.pid = None
-        return []
+        return None
+
+    def collect(self, ctx: TickContext) -> Iterable[Sample]:
+        out = []
+        up = self.up()
+        if up is not None:
+            out.append(Sample(BACKEND_UP, up))
+        rss = self.rss(ctx.now)
+        if rss is not None:
+            out.append(Sample(BACKEND_RSS, rss))
+        return out

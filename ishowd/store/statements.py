@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import bindparam as p, delete, func, insert, select, update
+from sqlalchemy import bindparam as p, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import sqlite
 
-from .schema import alert_events, alert_state, chunks, head, hook_runs, series
+from .schema import alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_records, series
 
 STATEMENTS = {
     # series
@@ -71,6 +71,51 @@ STATEMENTS = {
                              hook_runs.c.duration, hook_runs.c.status, hook_runs.c.exit_code, hook_runs.c.output)
     .where(hook_runs.c.event_id >= p("event_id")).order_by(hook_runs.c.id),
 }
+
+# --- the backend log (ishowd/backend): RTF records, log positions, ingestion counters ---------------
+_POSITION = [log_positions.c[n] for n in ("log", "role", "path", "dev", "inode", "fingerprint", "fp_len", "offset",
+                                          "skip_line", "first_pending", "size", "changed")]
+_RTF_ROW = [rtf_records.c[n] for n in ("ts", "rtf", "elapsed_ms", "audio_seconds", "engine", "voice", "source",
+                                       "first_after_start")]
+_RTF_IN = (rtf_records.c.ts >= p("since"), rtf_records.c.ts < p("until"))
+# ISO weeks (Monday 00:00 UTC) as integers: (seconds - the first Monday after the epoch) / a week, in
+# SQLite's integer division (SQLAlchemy's // needs floor(), missing from older SQLite builds).
+_WEEK = literal_column("(rtf_records.ts / 1000000 - :monday0) / :week").label("week")
+_counter_add = sqlite.insert(log_counters).values(name=p("name"), label=p("label"), value=p("value"))
+
+STATEMENTS.update({
+    "RTF_INSERT": insert(rtf_records).prefix_with("OR IGNORE").values(
+        ts=p("ts"), source=p("source"), voice=p("voice"), elapsed_ms=p("elapsed_ms"),
+        audio_seconds=p("audio_seconds"), rtf=p("rtf"), engine=p("engine"),
+        first_after_start=p("first_after_start"), log=p("log")),
+    "RTF_RANGE": select(*_RTF_ROW).where(*_RTF_IN).order_by(rtf_records.c.ts),
+    "RTF_RANGE_SOURCE": select(*_RTF_ROW).where(*_RTF_IN, rtf_records.c.source == p("source"))
+    .order_by(rtf_records.c.ts),
+    "RTF_SOURCE_VALUES": select(rtf_records.c.source, rtf_records.c.rtf)
+    .where(*_RTF_IN, rtf_records.c.rtf.is_not(None)),
+    "RTF_WEEKS_JUDGED": select(_WEEK, rtf_records.c.rtf, rtf_records.c.ts)
+    .where(*_RTF_IN, rtf_records.c.source == literal_column("'api'"),
+           rtf_records.c.first_after_start == literal_column("0"), rtf_records.c.rtf.is_not(None))
+    .order_by("week", rtf_records.c.rtf),
+    "RTF_WEEKS_COUNTS": select(_WEEK, rtf_records.c.source, rtf_records.c.first_after_start, func.count())
+    .where(*_RTF_IN, rtf_records.c.rtf.is_not(None))
+    .group_by("week", rtf_records.c.source, rtf_records.c.first_after_start),
+    "RTF_WEEKS_CHAT": select(_WEEK, rtf_records.c.rtf)
+    .where(*_RTF_IN, rtf_records.c.source == literal_column("'chat'"), rtf_records.c.rtf.is_not(None)),
+    "LOG_POSITIONS_OF": select(*_POSITION).where(log_positions.c.log == p("log")),
+    "LOG_POSITION_STORED": select(log_positions.c.role, log_positions.c.path, log_positions.c.dev,
+                                  log_positions.c.inode, log_positions.c.offset)
+    .where(log_positions.c.log == p("log"), log_positions.c.role == p("role")),
+    "LOG_POSITION_SAVE": insert(log_positions).prefix_with("OR REPLACE").values(
+        {c.name: p(c.name) for c in _POSITION}),
+    "LOG_POSITIONS_DELETE": delete(log_positions).where(log_positions.c.log == p("log")),
+    "LOG_POSITION_DELETE": delete(log_positions)
+    .where(log_positions.c.log == p("log"), log_positions.c.role == p("role")),
+    "LOG_COUNTER_ADD": _counter_add.on_conflict_do_update(
+        index_elements=[log_counters.c.name, log_counters.c.label],
+        set_={"value": log_counters.c.value + _counter_add.excluded.value}),
+    "LOG_COUNTERS_ALL": select(log_counters.c.name, log_counters.c.label, log_counters.c.value),
+})
 
 GENERATED = Path(__file__).with_name("sql.py")
 

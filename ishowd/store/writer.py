@@ -221,12 +221,14 @@ class Store:
                 self._seal_series_hour(conn, sid, start, ts_list[i:j], vals[i:j])
                 i = j
 
-    def seal_in(self, conn: Connection, name: str, labels: dict, ts_list: Sequence[int],
+    # --- past samples within a caller's transaction (log ingestion catching up) -------
+
+    def seal_in(self, conn: sqlite3.Connection, name: str, labels: dict, ts_list: Sequence[int],
                 vals: Sequence[float]) -> None:
         """``bulk_load`` within a transaction the caller holds: samples of hours already past sealing.
 
-        Log ingestion catching up on a long backlog writes its per-request samples
-        here rather than into the head, so no later tick has thousands of hours to seal.
+        Log ingestion catching up on a backlog writes its per-request samples here
+        rather than into the head, so no later tick has hundreds of hours to seal.
         """
         sid = self.series_id(conn, name, labels_key(labels))
         i, n = 0, len(ts_list)
@@ -237,6 +239,16 @@ class Store:
                 j += 1
             self._seal_series_hour(conn, sid, start, ts_list[i:j], vals[i:j])
             i = j
+
+    def fold_hours(self, conn: sqlite3.Connection, name: str, labels: dict, hours: dict[int, list]) -> None:
+        """Hourly aggregates ([count, min, max, sum] per hour) of samples older than the raw and
+        minute retentions, straight into the series' 1h rollups (the only tier that keeps them)."""
+        sid = self.series_id(conn, name, labels_key(labels))
+        by_day: dict[int, dict[int, list]] = {}
+        for hour, agg in hours.items():
+            by_day.setdefault(hour - hour % DAY, {})[hour] = agg
+        for day, aggs in by_day.items():
+            self._merge_rollups(conn, sid, "1h", day, aggs)
 
     def checkpoint(self) -> None:
         with self.lock:
