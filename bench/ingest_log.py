@@ -98,9 +98,6 @@ def ingest_child(path: str, workdir: str, workers: str) -> None:
     from ishowd.config import loads
     from ishowd.store.writer import Store
     db = os.path.join(workdir, "bench.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.unlink(db + suffix)
     cfg = loads(f'[storage]\npath = "{db}"\n[rtf]\nlogs = ["{path}"]\ncatchup_workers = {workers}\n')
     store = Store(db)
     ing = Ingestor(cfg, store)
@@ -120,7 +117,7 @@ def ingest_child(path: str, workdir: str, workers: str) -> None:
     t = time.perf_counter()
     ing.run()
     took = time.perf_counter() - t
-    n = store.conn.exec_driver_sql("SELECT count(*) FROM rtf_records").scalar()
+    n = store.db.execute("SELECT count(*) FROM rtf_records").fetchone()[0]
     store.close()
     print(json.dumps({"seconds": took, "records": n, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "worker_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -128,6 +125,12 @@ def ingest_child(path: str, workdir: str, workers: str) -> None:
 
 
 def ingest_seconds(path: Path, workdir: Path, workers: int) -> dict:
+    db = workdir / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(str(db) + suffix):
+            os.unlink(str(db) + suffix)
+    # a fresh store, migrated beforehand: the measured process's children are only its scan workers
+    subprocess.run([sys.executable, "-m", "ishowd.store.migrate", str(db)], check=True, cwd=ROOT)
     r = subprocess.run([sys.executable, __file__, "--child", str(path), str(workdir), str(workers)], capture_output=True,
                        text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])

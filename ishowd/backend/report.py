@@ -99,7 +99,8 @@ class Week:
     complete: bool
     values: list = field(default_factory=list)    # API RTFs judged, sorted
     first_after_start: int = 0                     # API compile outliers left out
-    chat: list = field(default_factory=list)
+    chat_count: int = 0                            # live chat: counted apart, never judged
+    chat_total: float = 0.0
     regression: Optional[bool] = None
     reason: Optional[str] = None
     slow: list = field(default_factory=list)       # timestamps (s) of the API requests above the mean limit
@@ -115,11 +116,11 @@ class Week:
 
     def as_json(self) -> dict:
         from ..cli.output import iso
-        chat = sorted(self.chat)
         return {"week": iso_week(self.start), "start": iso(self.start), **self.stats(),
                 "regression": self.regression, "reason": self.reason, "complete": self.complete,
                 "first_after_start": self.first_after_start,
-                "chat": {"count": len(chat), "mean": sum(chat) / len(chat) if chat else None}}
+                "chat": {"count": self.chat_count,
+                         "mean": self.chat_total / self.chat_count if self.chat_count else None}}
 
 
 def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
@@ -130,27 +131,28 @@ def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
     out = [Week(s, s + WEEK <= now) for s in range(first, current + WEEK, WEEK)]
     by_index = {(w.start - MONDAY0) // WEEK: w for w in out}
     args = {"since": first * US, "until": (current + WEEK) * US, "monday0": MONDAY0, "week": WEEK}
+    # SQLite counts week by week; the judged values come back as one flat, time-ordered column that
+    # the counts cut into weeks (rows in time order are in week order), so Python touches each once.
+    judged = []
+    for w in out:
+        n_judged, n_first, n_chat, chat_total = _query(
+            reader, sql.RTF_WEEK_COUNTS, {"since": w.start * US, "until": (w.start + WEEK) * US})[0]
+        w.first_after_start, w.chat_count, w.chat_total = int(n_first), int(n_chat), chat_total
+        judged.append((w, int(n_judged)))
+    values = [r for (r,) in _query(reader, sql.RTF_JUDGED_VALUES, args)]
+    i = 0
+    for w, n in judged:
+        w.values = sorted(values[i:i + n])
+        i += n
     limit = baseline * (1 + threshold)
-    # SQLite does the bucketing and the sorting; Python only reads the sorted values.
-    for w_index, rtf, ts in _query(reader, sql.RTF_WEEKS_JUDGED, args):
-        w = by_index.get(w_index)
-        if w is None:
-            continue
-        w.values.append(rtf)
-        if rtf > limit:
-            w.slow.append(ts / US)
-    for w_index, src, first_flag, n in _query(reader, sql.RTF_WEEKS_COUNTS, args):
-        w = by_index.get(w_index)
-        if w is not None and src == "api" and first_flag:
-            w.first_after_start += n
-    for w_index, rtf in _query(reader, sql.RTF_WEEKS_CHAT, args):
-        w = by_index.get(w_index)
-        if w is not None:
-            w.chat.append(rtf)
     for w in out:
         judge(w, baseline=baseline, threshold=threshold, min_requests=min_requests)
     regressed = [w for w in out if w.regression]
     if regressed:
+        for (ts,) in _query(reader, sql.RTF_JUDGED_ABOVE, dict(args, limit=limit)):
+            w = by_index.get((ts // US - MONDAY0) // WEEK)
+            if w is not None and w.regression:
+                w.slow.append(ts / US)
         causes(reader, regressed, hot_celsius=hot_celsius)
     return out
 
@@ -189,11 +191,9 @@ def hourly(reader, metric: str, since: int, until: int) -> dict[int, tuple[float
 
 def causes(reader, regressed: list[Week], *, hot_celsius: float) -> None:
     """Add to each regressed week's reason what the store saw while its slow requests ran."""
-    since = min(w.start for w in regressed)
-    until = max(w.start for w in regressed) + WEEK
-    locked = hourly(reader, "gpu_frequency_locked", since, until)
-    temp = hourly(reader, "gpu_temperature_celsius", since, until)
     for w in regressed:
+        locked = hourly(reader, "gpu_frequency_locked", w.start, w.start + WEEK)
+        temp = hourly(reader, "gpu_temperature_celsius", w.start, w.start + WEEK)
         hours = [int(t) - int(t) % 3600 for t in w.slow]
         n = len(hours)
         seen_lock = [h for h in hours if h in locked]

@@ -141,7 +141,7 @@ def render_weekly(result, baseline: float, threshold: float) -> str:
         if not w.complete:
             verdict += " (so far)"
         table.append([iso_week(w.start), local_time(w.start)[:10], st["count"], f(st["mean"]), f(st["p50"]),
-                      f(st["p95"]), f(st["max"]), w.first_after_start or "", len(w.chat) or "", verdict])
+                      f(st["p95"]), f(st["max"]), w.first_after_start or "", w.chat_count or "", verdict])
     out = [tabulate(table, headers=["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "verdict"],
                     disable_numparse=True)]
     notes = [f"{iso_week(w.start)}: {w.reason}" for w in result if w.reason and w.count]
