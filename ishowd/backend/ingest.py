@@ -418,7 +418,9 @@ class Ingestor:
                 continue
             ts_us, v = ev.ts_us, ev.rtf
             if ts_us >= cutoff_us:
-                recent.append(Sample(TTS_RTF, v, self._labels(ev)[1], ts=ts_us / 1e6))
+                # a line stamped in the future (a clock set wrong) is sampled now: the store's head
+                # must not run ahead of the ticks; the record keeps the line's own time
+                recent.append(Sample(TTS_RTF, v, self._labels(ev)[1], ts=min(ts_us / 1e6, now)))
                 continue
             key = self._labels(ev)[0]
             t = ts_us // 1_000_000

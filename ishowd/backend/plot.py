@@ -61,9 +61,15 @@ def draw(rows: list[dict], weeks: list, output: str, *, baseline: float, thresho
                   label="weekly mean (API)" if first_mean else None)
         first_mean = False
         verdict = {True: "REGRESSED", False: "", None: "not judged"}[w.regression]
-        ax.annotate(f"{iso_week(w.start)}  {st['mean']:.3f}" + (f"\n{verdict}" if verdict else ""),
-                    (_dt(w.start + (end - w.start) / 2), min(st["mean"], top * 0.985)), textcoords="offset points",
-                    xytext=(0, -8), ha="center", va="top", fontsize=7.5,
+        if w.regression and "likely cause: " in (w.reason or ""):
+            verdict += ": " + w.reason.split("likely cause: ", 1)[1].split(" during ")[0]
+        label = f"{iso_week(w.start)}  {st['mean']:.3f}" + ("" if w.complete else " so far")
+        # labels start at their week's Monday; a short partial week's ends at the right edge instead
+        short = end - w.start < 3 * 86400
+        ax.annotate(label + (f"\n{verdict}" if verdict else ""),
+                    (_dt(end if short else w.start), min(st["mean"], top * 0.985)), textcoords="offset points",
+                    xytext=(-3, 6) if short else (3, -8), ha="right" if short else "left",
+                    va="bottom" if short else "top", fontsize=7.5,
                     color="#d62728" if w.regression else "black", zorder=5,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
 
