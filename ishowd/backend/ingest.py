@@ -470,15 +470,15 @@ class Ingestor:
 
 
 def catchup_workers(setting: int) -> int:
-    """``[rtf] catchup_workers``: -1 is automatic (half the usable cores, at most 4; none on 2 cores
-    or fewer, where a worker only competes with the daemon), 0 is none."""
+    """``[rtf] catchup_workers``: -1 is automatic (half the usable cores, at least 2 and at most 4;
+    none on a single core), 0 is none."""
     if setting >= 0:
         return setting
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return 0 if cores <= 2 else min(4, cores // 2)
+    return 0 if cores < 2 else min(4, max(2, cores // 2))
 
 
 _COMPILED: dict = {}

@@ -217,6 +217,10 @@ _TAILS_SEEN: set[bytes] = set()
 
 NEED_MORE = -2
 INVALID = -1
+ELLIPSIS_B = ELLIPSIS.encode("utf-8")
+_ELLIPSIS_TAIL = ELLIPSIS_B + b" \x1b[2m"
+# translate(None, this) keeps only UTF-8 continuation bytes: characters = bytes - continuation bytes
+_NOT_CONTINUATION = bytes(b for b in range(256) if not 0x80 <= b <= 0xBF)
 
 
 def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int, int]:
@@ -226,6 +230,23 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
     and the span fields and a newline follow; NEED_MORE when the bytes up to
     ``end`` do not decide it yet; INVALID when neither rule fits.
     """
+    if text_len > PREVIEW_CHARS:
+        # The usual long text first: 120 characters, the ellipsis, then the span fields on the same line.
+        stop = min(end, m + 4 * PREVIEW_CHARS + 3 + len(_ELLIPSIS_TAIL))
+        e = buf.find(_ELLIPSIS_TAIL, m, stop)
+        while e >= 0:
+            seg = bytes(buf[m:e])
+            if len(seg) - len(seg.translate(None, _NOT_CONTINUATION)) == PREVIEW_CHARS:
+                p = e + len(ELLIPSIS_B)
+                nl = buf.find(b"\n", p, end)
+                if nl >= 0 and _tail_ok(bytes(buf[p:nl])):
+                    try:
+                        seg.decode("utf-8")
+                        return p, nl
+                    except UnicodeDecodeError:
+                        pass
+                break
+            e = buf.find(_ELLIPSIS_TAIL, e + 1, stop)
     more = False
     candidates = []
     if text_len > PREVIEW_CHARS:

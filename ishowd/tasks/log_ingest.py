@@ -32,7 +32,7 @@ section("rtf", {
                        "released between batches, so a long catch-up never holds up a sampling tick)",
                        min=1 << 17),
     "catchup_workers": Key("int", -1, "worker processes that scan a long backlog in parallel (the daemon commits "
-                           "in order); -1: half the usable cores, at most 4, none on two cores or fewer; 0: never",
+                           "in order); -1: half the usable cores, at least 2 and at most 4, none on one core; 0: never",
                            min=-1),
     "catchup_from": Key("int", 64 << 20, "a backlog of at least this many bytes is scanned by the workers",
                         min=1 << 17),
