@@ -1,13 +1,13 @@
 """Alerts: per-series alert state, the alert history, hook runs.
 
 Revision ID: 0003
-Revises: 0001 (to be chained after 0002 at merge)
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
