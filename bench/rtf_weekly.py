@@ -74,7 +74,6 @@ def main() -> None:
         times.append(time.perf_counter() - t)
         assert r.returncode == 0, r.stderr
     regressed = r.stdout.count("REGRESSED")
-    py = subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
     t = time.perf_counter()
     for _ in range(5):
         subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
@@ -83,7 +82,6 @@ def main() -> None:
           f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}); a bare `python -c pass` takes "
           f"{bare * 1000:.0f} ms; {regressed} weeks reported as regressed")
     print("command: python bench/rtf_weekly.py")
-    _ = py
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ should make of it), so a test can compare the store with the truth.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import struct
@@ -405,4 +404,3 @@ if __name__ == "__main__":  # pragma: no cover - run by hand: python tests/stand
             time.sleep(3600)
     except KeyboardInterrupt:
         b.stop()
-    _ = io

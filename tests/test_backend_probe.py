@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -179,7 +178,6 @@ def test_daemon_imports_no_heavy_libraries(tmp_path):
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy','matplotlib','torch'}))")
     r = subprocess.run([os.path.join(os.path.dirname(ISHOWD), "python"), "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stderr
-    _ = socket
 
 
 def test_backend_up_never_holds_up_a_tick():

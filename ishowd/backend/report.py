@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Optional
 
 from ..store import sql
@@ -214,7 +214,3 @@ def causes(reader, regressed: list[Week], *, hot_celsius: float) -> None:
         else:
             w.reason += "; no GPU readings stored for the hours of the slow requests"
 
-
-def week_bounds(start: int) -> tuple[datetime, datetime]:
-    s = datetime.fromtimestamp(start, timezone.utc)
-    return s, s + timedelta(days=7)
