@@ -63,7 +63,7 @@ def draw(rows: list[dict], weeks: list, output: str, *, baseline: float, thresho
         verdict = {True: "REGRESSED", False: "", None: "not judged"}[w.regression]
         if w.regression and "likely cause: " in (w.reason or ""):
             verdict += ": " + w.reason.split("likely cause: ", 1)[1].split(" during ")[0]
-        label = f"{iso_week(w.start)}  {st['mean']:.3f}" + ("" if w.complete else " so far")
+        label = f"{iso_week(w.start).split('-')[1]} {st['mean']:.3f}" + ("" if w.complete else " so far")
         # labels start at their week's Monday; a short partial week's ends at the right edge instead
         short = end - w.start < 3 * 86400
         ax.annotate(label + (f"\n{verdict}" if verdict else ""),
