@@ -211,15 +211,7 @@ class Store:
     def bulk_load(self, name: str, labels: dict, ts_list: Sequence[int], vals: Sequence[float]) -> None:
         """Seal historical samples of one series directly, hour by hour (ts ascending)."""
         with self.transaction() as conn:
-            sid = self.series_id(conn, name, labels_key(labels))
-            i, n = 0, len(ts_list)
-            while i < n:
-                start = ts_list[i] - ts_list[i] % HOUR
-                j = i
-                while j < n and ts_list[j] < start + HOUR:
-                    j += 1
-                self._seal_series_hour(conn, sid, start, ts_list[i:j], vals[i:j])
-                i = j
+            self.seal_in(conn, name, labels, ts_list, vals)
 
     # --- past samples within a caller's transaction (log ingestion catching up) -------
 
