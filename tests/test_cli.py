@@ -154,3 +154,17 @@ def test_fast_paths_import_nothing_heavy(populated):
     for cmd, arg in (("status", "'--json'"), ("history", "'memory_used_bytes'")):
         proc = run(sys.executable, "-c", probe % (str(cfg), cmd, arg))
         assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject.toml lists packages explicitly (migrations/ is mapped in): none may be missing."""
+    import sys
+    from pathlib import Path
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "ishowd").rglob("__init__.py")}
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"
