@@ -236,3 +236,22 @@ def test_kill_9_loses_at_most_the_tick_in_flight(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert len(ticks(db)) == len(after) + 1
+
+
+def test_a_second_writer_on_the_same_store_is_refused(tmp_path):
+    cfg = write_config(tmp_path, sampling={"interval": "1s"})
+    proc = subprocess.Popen([entry_point("ishowd"), "run", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(ticks(tmp_path / "ishowd.db")) >= 1, what="the first daemon's tick")
+        second = subprocess.run([entry_point("ishowd"), "run", "--once", "--config", str(cfg)],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"another ishowd (pid {proc.pid})" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    # once the first is gone, the store is free again
+    third = subprocess.run([entry_point("ishowd"), "run", "--once", "--config", str(cfg)],
+                           capture_output=True, text=True, timeout=60)
+    assert third.returncode == 0, third.stderr

@@ -41,6 +41,32 @@ PAGE_SIZE = 4096
 WAL_SIZE_LIMIT = 1 << 20
 
 
+def _lock_writer(path: str):
+    """Hold ``<store>.lock`` (flock) for as long as this writer lives: one writer per store.
+
+    A second ``ishowd run`` on the same store (a terminal beside the systemd
+    unit) would interleave ticks and seal hours twice; it is refused instead.
+    The kernel drops the lock when the process dies, ``kill -9`` included.
+    """
+    import fcntl
+    from .errors import StoreError
+
+    f = open(path + ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise StoreError(f"{path}: another ishowd (pid {holder}) is already writing to this store; "
+                         "stop it first (systemctl stop ishowd) or point [storage] path elsewhere") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def connect(path: str) -> sqlite3.Connection:
     """The writer's connection: autocommit mode, transactions opened explicitly."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
@@ -60,6 +86,7 @@ class Store:
 
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_writer(self.path)
         before, after = ensure_current(self.path)
         if before != after:
             logging.getLogger("ishowd.store").info("%s: schema upgraded from %s to %s", self.path,
@@ -253,3 +280,4 @@ class Store:
             except sqlite3.Error:  # closing must not fail on a busy reader
                 pass
             self.db.close()
+            self._lock_file.close()  # releases the writer lock
