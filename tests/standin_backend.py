@@ -190,6 +190,7 @@ class StandinBackend:
         self.lock = threading.Lock()
         self.starts = 0
         self.first_pending = False
+        self.port = 0   # chosen at the first start, kept after (the real backend always binds 27121)
 
     # --- the log ------------------------------------------------------------------
 
@@ -271,6 +272,18 @@ class StandinBackend:
             os.close(self.fd)
             self.fd = None
 
+    def stop_http(self) -> None:
+        """The HTTP side stops answering (a hung or crashed server); the log stays open."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def resume_http(self) -> None:
+        """Answer again, on the same port."""
+        if self.server is None:
+            self._serve()
+
     def restart(self, *, http: bool = True) -> None:
         self.stop()
         self.start(http=http)
@@ -344,7 +357,8 @@ class StandinBackend:
                                    "format": "audio/wav"}).encode()
                 self._answer(200, body, "application/json", started)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
