@@ -12,6 +12,14 @@ import os
 import random
 
 import psutil
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie; a process reaped between two questions is not alive."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 import pytest
 
 from backend_harness import Harness, stored, truth
@@ -215,7 +223,7 @@ def test_kill_9_at_many_points(tmp_path, workers):
             children = psutil.Process(h.proc.pid).children(recursive=True)
             h.kill9()
             psutil.wait_procs(children, timeout=30)          # catch-up workers do not outlive the daemon
-            assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+            assert not [c for c in children if _alive(c)]
             after = h.count()
             mid += before < after < len(b.emitted)
             print(f"kill {kill}: {before} -> {after} of {len(b.emitted)}")

@@ -54,6 +54,8 @@ class HostCollector(Collector):
 
     def setup(self):
         import psutil
+        # psutil reads procfs through a module global; it is put back on close()
+        self._saved_procfs = psutil.PROCFS_PATH
         psutil.PROCFS_PATH = self.config.host.procfs_root
         self._psutil = psutil
         self._mounts: list[str] | None = None
@@ -68,6 +70,9 @@ class HostCollector(Collector):
             self._primed_at = time.monotonic()
         except OSError:
             self._primed_at = None  # no /proc/stat: cpu is absent, the rest still reads
+
+    def close(self) -> None:
+        self._psutil.PROCFS_PATH = self._saved_procfs
 
     def _discover_mounts(self) -> list[str]:
         mounts = []
