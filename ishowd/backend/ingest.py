@@ -40,12 +40,13 @@ import os
 import stat
 import time
 from dataclasses import dataclass, fields
+from operator import itemgetter
 from typing import Optional
 
 from ..metrics import Sample, labels_key, parse_labels_key
 from ..store import sql
 from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
-from . import logformat as lf
+from . import logformat as lf, scanworker
 
 log = logging.getLogger("ishowd.ingest")
 
@@ -53,6 +54,13 @@ FP_BYTES = 4096              # the fingerprint covers this many first bytes (few
 EMIT_EVERY = 60.0            # counters are written as samples at least this often
 MAX_CANDIDATES = 2000        # rotated-copy candidates looked at per search
 WINDOW = 1 << 16             # where a parallel batch is cut: after the last newline in its last 64 KiB
+
+# A synthesis as a row of ``rtf_records`` (``sql.RTF_INSERT``'s parameter order), less the last two
+# parameters: first_after_start and log.
+_RECORD_FIELDS = {"ts": "ts_us", "source": "source", "voice": "voice", "elapsed_ms": "elapsed_ms",
+                  "audio_seconds": "audio_seconds", "rtf": "rtf", "engine": "engine"}
+assert sql.RTF_INSERT_PARAMS[-2:] == ("first_after_start", "log")
+_RECORD_ROW = itemgetter(*(lf.Synthesis._fields.index(_RECORD_FIELDS[c]) for c in sql.RTF_INSERT_PARAMS[:-2]))
 
 @dataclass
 class Position:
@@ -320,7 +328,7 @@ class Ingestor:
 
         started_at = pos.offset
         ex = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(os.getpid(),))
+                                 initializer=scanworker.init, initargs=(os.getpid(),))
         try:
             queue: deque = deque()
             off, skip = pos.offset, bool(pos.skip_line)
@@ -337,7 +345,7 @@ class Ingestor:
                         if nl < 0:
                             break                  # an overlong line: the serial reader's business
                         n = n - WINDOW + nl + 1
-                    queue.append((off, n, ex.submit(scan_chunk, source, off, n, skip, self.ignore_patterns)))
+                    queue.append((off, n, ex.submit(scanworker.scan_chunk, source, off, n, skip, self.ignore_patterns)))
                     off, skip = off + n, False
                 if not queue:
                     break
@@ -364,14 +372,13 @@ class Ingestor:
     def _commit(self, pos: Position, res: lf.ScanResult) -> None:
         records = []
         pending = pos.first_pending
-        log_path = pos.log
+        tail = (0, pos.log)
+        row = _RECORD_ROW
         for ev in res.events:
             if type(ev) is lf.Start:
                 pending = 1
                 continue
-            records.append({"ts": ev.ts_us, "source": ev.source, "voice": ev.voice, "elapsed_ms": ev.elapsed_ms,
-                            "audio_seconds": ev.audio_seconds, "rtf": ev.rtf, "engine": ev.engine,
-                            "first_after_start": pending, "log": log_path})
+            records.append(row(ev) + ((pending, pos.log) if pending else tail))
             pending = 0
         counters = [{"name": k, "label": label, "value": n} for (k, label), n in res.counts.items()]
         pos.offset += res.consumed
@@ -413,21 +420,25 @@ class Ingestor:
         recent = []
         sealed: dict[str, dict[int, float]] = {}
         hours: dict[tuple[str, int], list] = {}
+        keys = {}
         for ev in events:
-            if type(ev) is lf.Start or ev.rtf is None:
+            if type(ev) is lf.Start:
                 continue
-            ts_us, v = ev.ts_us, ev.rtf
+            _pos, ts_us, source, engine, voice, _ms, _audio, v = ev
+            if v is None:
+                continue
             if ts_us >= cutoff_us:
                 # a line stamped in the future (a clock set wrong) is sampled now: the store's head
                 # must not run ahead of the ticks; the record keeps the line's own time
                 recent.append(Sample(TTS_RTF, v, self._labels(ev)[1], ts=min(ts_us / 1e6, now)))
                 continue
-            key = self._labels(ev)[0]
-            t = ts_us // 1_000_000
+            key = keys.get((engine, voice, source))
+            if key is None:
+                key = keys[engine, voice, source] = self._labels(ev)[0]
             if ts_us >= sealed_from_us:
-                sealed.setdefault(key, {}).setdefault(t, v)
+                sealed.setdefault(key, {}).setdefault(ts_us // 1_000_000, v)
                 continue
-            hk = (key, t - t % 3600)
+            hk = (key, ts_us // 3_600_000_000 * 3600)
             agg = hours.get(hk)
             if agg is None:
                 hours[hk] = [1, v, v, v]
@@ -479,34 +490,6 @@ def catchup_workers(setting: int) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(4, max(2, cores // 2))
-
-
-_COMPILED: dict = {}
-
-
-def _worker_init(parent: int) -> None:
-    """A catch-up worker dies with the daemon (``kill -9`` included), never lingers."""
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the worker still exits when its pipe to the daemon closes
-        pass
-    if os.getppid() != parent:
-        os._exit(0)
-
-
-def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple) -> lf.ScanResult:
-    """What a catch-up worker process runs: read and scan one batch (no store)."""
-    pats = _COMPILED.get(ignore)
-    if pats is None:
-        pats = _COMPILED[ignore] = lf.compile_ignore(ignore)
-    buf = bytearray(length + 1)
-    buf[0] = 0x0A
-    with open(path, "rb") as f:
-        f.seek(offset)
-        n = f.readinto(memoryview(buf)[1:]) or 0
-    return lf.scan_buffer(buf, 1, 1 + n, final=False, skip_line=skip_line, ignore=pats)
 
 
 def _prefix(f, n: int) -> bytes:

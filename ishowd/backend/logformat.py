@@ -283,16 +283,52 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
     return (NEED_MORE if more else INVALID), -1
 
 
-def _api_event(buf, ls: int, h: int, end: int, final: bool):
-    """Parse the /api/tts event whose line starts at ``ls``. Returns (Synthesis|None, span end|status)."""
-    mt = API_HEAD_RE.match(buf, ls)
+def _preview_fast(buf, m: int, text_len: int, end: int) -> int:
+    """The end of the preview at ``m`` where the common cases place it beyond doubt, else -1.
+
+    A shortcut through :func:`_preview_end` (which decides every case, and the
+    same way): a text of at most 120 bytes is whole; a longer one is either
+    cut (120 characters, then ``… \\e[2m`` and the span fields) or, with no
+    ellipsis anywhere it could be, whole (CJK text: 3 bytes a character).
+    """
+    if text_len <= PREVIEW_CHARS:
+        return m + text_len
+    window_end = m + 4 * PREVIEW_CHARS + 3      # (the buffer past ``end`` holds stale bytes)
+    e = buf.find(_ELLIPSIS_TAIL, m, min(end, window_end + len(_ELLIPSIS_TAIL)))
+    if e >= 0:
+        seg = bytes(buf[m:e])
+        if len(seg) - len(seg.translate(None, _NOT_CONTINUATION)) == PREVIEW_CHARS:
+            try:
+                seg.decode("utf-8")
+                return e + len(ELLIPSIS_B)
+            except UnicodeDecodeError:
+                return -1
+        return -1
+    if window_end > end or buf.find(ELLIPSIS_B, m, window_end) >= 0:
+        return -1
+    p = m + text_len
+    try:
+        if len(bytes(buf[m:p]).decode("utf-8")) <= PREVIEW_CHARS:
+            return p
+    except UnicodeDecodeError:
+        pass
+    return -1
+
+
+def _api_event(buf, ls: int, h: int, end: int, final: bool, mt=None):
+    """Parse the /api/tts event whose line starts at ``ls``. Returns (Synthesis|None, span end|status).
+
+    ``mt``: ``API_HEAD_RE`` matched at ``ls`` already (the scan tries it first).
+    """
+    if mt is None:
+        mt = API_HEAD_RE.match(buf, ls)
     if mt is not None:
         ts_b, voice, engine, _label, sr, wl, ms, ab, _kb, tl = mt.groups()
         marker_end = mt.end()
         text_len = int(tl)
-        p = marker_end + text_len
-        if text_len <= PREVIEW_CHARS and p < end:
-            # The common case: the whole text is the preview, on one line, then the span fields.
+        p = _preview_fast(buf, marker_end, text_len, end)
+        if 0 <= p < end:
+            # The common case: the preview placed, then the span fields and the line end.
             # (A cut inside a character would leave a continuation byte where the tail must start.)
             nl = buf.find(b"\n", p, end)
             if nl >= 0:
@@ -345,10 +381,11 @@ def _api_event(buf, ls: int, h: int, end: int, final: bool):
     return ev, nl + 1
 
 
-def _chat_event(line: bytes, ls: int):
-    mt = CHAT_RE.fullmatch(line)
+def _chat_event(buf, ls: int, nl: int):
+    """Parse the live-chat event that is the line ``buf[ls:nl]``."""
+    mt = CHAT_RE.fullmatch(buf, ls, nl)
     if mt is None:
-        mt = CHAT_PLAIN_RE.fullmatch(strip_ansi(line))
+        mt = CHAT_PLAIN_RE.fullmatch(strip_ansi(bytes(buf[ls:nl])))
         if mt is None:
             return None
     ts_b, target, _channel, _user, ms, _kb, ab, voice, engine, _label = mt.groups()
@@ -372,8 +409,9 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
     do) and request lines hold none, so candidates are found with memchr.
     """
     spans: list[tuple[int, int, int]] = []
+    events = res.events
     cursor = start
-    find, rfind = buf.find, buf.rfind
+    find, rfind, api_head = buf.find, buf.rfind, API_HEAD_RE.match
     while True:
         u = find(b"_", cursor, end)
         if u < 0:
@@ -382,6 +420,23 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
         nl = find(b"\n", u, end)
         if nl < 0:
             nl = end  # only when final: the buffer was given a trailing newline otherwise
+        mt = api_head(buf, ls)
+        if mt is not None:          # the usual /api/tts line: straight to it
+            ev, span_end = _api_event(buf, ls, -1, end, final, mt)
+            if ev is not None:
+                events.append(ev)
+                spans.append((ls, nl + 1, span_end))
+                cursor = span_end
+                continue
+            if span_end == NEED_MORE:
+                return spans, ls
+        else:
+            ev = _chat_event(buf, ls, nl)   # the live-chat line: one line, nothing untrusted after it
+            if ev is not None:
+                events.append(ev)
+                spans.append((ls, nl + 1, nl + 1))
+                cursor = nl + 1
+                continue
         h = find(MESSAGE, ls, nl)
         if h < 0:
             cursor = nl + 1
@@ -397,7 +452,7 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
                 ev, span_end = _api_event(buf, s, h, end, final)
                 if ev is not None or span_end == NEED_MORE:
                     break
-            ev = _chat_event(bytes(buf[s:nl]), s)
+            ev = _chat_event(buf, s, nl)
             if ev is not None:
                 span_end = nl + 1
                 break
@@ -411,7 +466,7 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
                 spans.append((ls, nl + 1, nl + 1))
             cursor = nl + 1
             continue
-        res.events.append(ev)
+        events.append(ev)
         spans.append((ls, nl + 1, span_end))
         cursor = span_end
 
@@ -446,22 +501,18 @@ def _lines_with(buf, byte: bytes, start: int, end: int, spans, span_starts):
 def _count_levels(buf, start: int, end: int, spans, res: ScanResult, ignore: Sequence[re.Pattern]) -> list:
     """WARN and ERROR tracing lines, and backend starts ('backend ready'), outside the events."""
     span_starts = [sp[0] for sp in spans]
-    seen = set()
     starts = []
-    for byte in (b"W", b"R"):           # in " WARN" and "ERROR"; request lines hold neither
-        for ls, nl in _lines_with(buf, byte, start, end, spans, span_starts):
-            if ls in seen:
-                continue
-            seen.add(ls)
-            line = bytes(buf[ls:nl])
-            cr = line.rfind(b"\r")
-            if cr >= 0:
-                line = line[cr + 1:]
-            lv = _tracing_level(line)
-            if lv is not None and lv[0] in (b"WARN", b"ERROR"):
-                text = _text(strip_ansi(line))
-                if not any(p.search(text) for p in ignore):
-                    res.add("errors", lv[0].decode().lower())
+    # "R" is in both " WARN" and "ERROR" (one memchr pass for the two); request lines hold none
+    for ls, nl in _lines_with(buf, b"R", start, end, spans, span_starts):
+        line = bytes(buf[ls:nl])
+        cr = line.rfind(b"\r")
+        if cr >= 0:
+            line = line[cr + 1:]
+        lv = _tracing_level(line)
+        if lv is not None and lv[0] in (b"WARN", b"ERROR"):
+            text = _text(strip_ansi(line))
+            if not any(p.search(text) for p in ignore):
+                res.add("errors", lv[0].decode().lower())
     for ls, nl in _lines_with(buf, b"k", start, end, spans, span_starts):   # "backend ready"
         line = bytes(buf[ls:nl])
         lv = _tracing_level(line)

@@ -155,7 +155,19 @@ def encode(ts: Sequence[int], columns: Sequence[Sequence[float]], level: int = 6
         prev, prev_delta = t, delta
     for col in columns:
         _encode_column(out, col)
-    return zlib.compress(bytes(out), level)
+    return _deflate(bytes(out), level)
+
+
+def _deflate(data: bytes, level: int) -> bytes:
+    """A zlib stream, as ``zlib.compress`` makes it, with a window no bigger than the data.
+
+    Setting up zlib's default 32 KiB window costs more than compressing a chunk of
+    a few hundred bytes (45 µs against 17 µs); a window that covers the whole chunk
+    compresses it to the same bytes' worth. ``zlib.decompress`` reads either.
+    """
+    wbits = max(9, min(15, (len(data) - 1).bit_length()))
+    z = zlib.compressobj(level, zlib.DEFLATED, wbits)
+    return z.compress(data) + z.flush()
 
 
 def decode(blob: bytes) -> tuple[list[int], list[list[float]]]:

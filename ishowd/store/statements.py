@@ -128,15 +128,22 @@ STATEMENTS.update({
     "LOG_COUNTERS_ALL": select(log_counters.c.name, log_counters.c.label, log_counters.c.value),
 })
 
+# Run with executemany over many rows: compiled with ``?`` placeholders, so rows are plain tuples
+# (a dict per row costs more than the insert); ``<NAME>_PARAMS`` gives the order.
+POSITIONAL = {"RTF_INSERT"}
+
 GENERATED = Path(__file__).with_name("sql.py")
 
 
 def compile_all() -> str:
-    dialect = sqlite.dialect(paramstyle="named")
+    named, qmark = sqlite.dialect(paramstyle="named"), sqlite.dialect(paramstyle="qmark")
     lines = ['"""SQL compiled from ``statements.py`` by `python -m ishowd.store.statements`: do not edit."""', ""]
     for name, stmt in STATEMENTS.items():
-        text = " ".join(str(stmt.compile(dialect=dialect)).split())
+        compiled = stmt.compile(dialect=qmark if name in POSITIONAL else named)
+        text = " ".join(str(compiled).split())
         lines.append(f"{name} = {text!r}")
+        if name in POSITIONAL:
+            lines.append(f"{name}_PARAMS = {tuple(compiled.positiontup)!r}")
     return "\n".join(lines) + "\n"
 
 
