@@ -240,6 +240,36 @@ def test_kill_9_at_many_points(tmp_path, workers):
         b.stop()
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "parallel"])
+def test_first_request_after_each_start_across_batches(tmp_path, workers):
+    """The request after a backend start is flagged, wherever the start falls among the batches
+    (and among batches scanned by workers and committed together)."""
+    (tmp_path / "logs").mkdir()
+    b = StandinBackend(tmp_path / "logs" / "backend.log")
+    b.start(http=False)
+    h = Harness(tmp_path, batch_bytes=1 << 17,
+                rtf_extra=f"catchup_workers = {workers}\ncatchup_from = {1 << 17}")
+    rnd = random.Random(7)
+    firsts, pending = set(), True          # the stand-in logs a start as it starts
+    try:
+        for i in range(4000):
+            if rnd.random() < 0.08:
+                for _ in range(rnd.choice([1, 1, 2])):      # now and then two starts in a row
+                    b.write(b.boot_lines())
+                pending = True
+            b.write(b.api_bytes(f"req {i} " + "字" * rnd.randint(0, 60)) if i % 4 else b.chat_bytes())
+            if pending:
+                firsts.add(b.emitted[-1].ts_us)
+                pending = False
+        h.once()
+        assert stored(h) == truth(b.emitted)
+        assert {ts for ts, *_rest, first in h.records() if first} == firsts
+        assert len(firsts) > 30
+    finally:
+        h.close()
+        b.stop()
+
+
 def test_counters_metrics_and_health(env):
     h, b = env
     assert get(b.url + "/api/health")[0] == 200

@@ -47,6 +47,9 @@ from ..metrics import Sample, labels_key, parse_labels_key
 from ..store import sql
 from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import logformat as lf, scanworker
+from .scanworker import COLUMN, FIRST
+
+_SAMPLE_OF_ROW = itemgetter(*(COLUMN[c] for c in ("ts", "rtf", "engine", "voice", "source")))
 
 log = logging.getLogger("ishowd.ingest")
 
@@ -54,13 +57,7 @@ FP_BYTES = 4096              # the fingerprint covers this many first bytes (few
 EMIT_EVERY = 60.0            # counters are written as samples at least this often
 MAX_CANDIDATES = 2000        # rotated-copy candidates looked at per search
 WINDOW = 1 << 16             # where a parallel batch is cut: after the last newline in its last 64 KiB
-
-# A synthesis as a row of ``rtf_records`` (``sql.RTF_INSERT``'s parameter order), less the last two
-# parameters: first_after_start and log.
-_RECORD_FIELDS = {"ts": "ts_us", "source": "source", "voice": "voice", "elapsed_ms": "elapsed_ms",
-                  "audio_seconds": "audio_seconds", "rtf": "rtf", "engine": "engine"}
-assert sql.RTF_INSERT_PARAMS[-2:] == ("first_after_start", "log")
-_RECORD_ROW = itemgetter(*(lf.Synthesis._fields.index(_RECORD_FIELDS[c]) for c in sql.RTF_INSERT_PARAMS[:-2]))
+JOIN_BYTES = 8 << 20         # scanned batches committed in one transaction, at most
 
 @dataclass
 class Position:
@@ -306,7 +303,7 @@ class Ingestor:
                     pos.size = size
                     if moved:
                         pos.changed = time.time()
-                    self._commit(pos, res)
+                    self._commit(pos, scanworker.pack(res, pos.log))
                     stored = identity
                 if last or not moved:
                     return
@@ -345,18 +342,25 @@ class Ingestor:
                         if nl < 0:
                             break                  # an overlong line: the serial reader's business
                         n = n - WINDOW + nl + 1
-                    queue.append((off, n, ex.submit(scanworker.scan_chunk, source, off, n, skip, self.ignore_patterns)))
+                    fut = ex.submit(scanworker.scan_chunk, source, off, n, skip, self.ignore_patterns, pos.log)
+                    queue.append((off, n, fut))
                     off, skip = off + n, False
                 if not queue:
                     break
                 at, n, fut = queue.popleft()
-                res = fut.result()
+                batch = fut.result()
                 if at != pos.offset or hashlib.sha1(_prefix(f, pos.fp_len)).hexdigest() != pos.fingerprint:
                     break
+                # A batch already scanned behind it joins the same transaction: fewer commits and merges
+                # of rollup chunks, which is what this process spends its time on.
+                while batch.consumed == n and queue and queue[0][2].done() and n + queue[0][1] <= JOIN_BYTES:
+                    _at, more, fut = queue.popleft()
+                    batch = scanworker.join(batch, fut.result())
+                    n += more
                 pos.size = limit
                 pos.changed = time.time()
-                self._commit(pos, res)
-                if res.consumed != n:
+                self._commit(pos, batch)
+                if batch.consumed != n:
                     break
         except Exception as exc:  # a worker that died: the serial reader goes on
             log.warning("parallel catch-up stopped (%s); reading on serially", exc)
@@ -369,44 +373,40 @@ class Ingestor:
             row = conn.execute(sql.LOG_POSITION_STORED, {"log": pos.log, "role": pos.role}).fetchone()
         return None if row is None or row[4] != pos.offset else tuple(row[:4])
 
-    def _commit(self, pos: Position, res: lf.ScanResult) -> None:
-        records = []
-        pending = pos.first_pending
-        tail = (0, pos.log)
-        row = _RECORD_ROW
-        for ev in res.events:
-            if type(ev) is lf.Start:
-                pending = 1
-                continue
-            records.append(row(ev) + ((pending, pos.log) if pending else tail))
-            pending = 0
-        counters = [{"name": k, "label": label, "value": n} for (k, label), n in res.counts.items()]
-        pos.offset += res.consumed
-        pos.skip_line = int(res.skip_line)
-        pos.first_pending = pending
+    def _commit(self, pos: Position, batch: scanworker.Batch) -> None:
+        rows = batch.rows
+        if rows:
+            if pos.first_pending and not rows[0][FIRST]:     # the start came at the end of the last batch
+                rows[0] = rows[0][:FIRST] + (1,) + rows[0][FIRST + 1:]
+            pos.first_pending = int(batch.start_last)
+        else:
+            pos.first_pending = int(pos.first_pending or batch.start_last)
+        counters = [{"name": k, "label": label, "value": n} for (k, label), n in batch.counts.items()]
+        pos.offset += batch.consumed
+        pos.skip_line = int(batch.skip_line)
         with self.store.transaction() as conn:
-            if records:
-                cur = conn.executemany(sql.RTF_INSERT, records)
-                dup = len(records) - cur.rowcount
+            if rows:
+                cur = conn.executemany(sql.RTF_INSERT, rows)
+                dup = len(rows) - cur.rowcount
                 if dup:
                     counters.append({"name": "ingest", "label": "duplicates", "value": dup})
-                self._write_samples(conn, res.events)
+                self._write_samples(conn, rows)
             if counters:
                 conn.executemany(sql.LOG_COUNTER_ADD, counters)
             conn.execute(sql.LOG_POSITION_SAVE, pos.row())
         if counters:
             self._moved = True
 
-    def _labels(self, ev) -> tuple[str, dict]:
-        key = (ev.engine, ev.voice, ev.source)
+    def _labels(self, engine: str, voice: str, source: str) -> tuple[str, dict]:
+        key = (engine, voice, source)
         got = self._label_cache.get(key)
         if got is None:
-            labels = {"engine": ev.engine, "voice": ev.voice, "source": ev.source}
+            labels = {"engine": engine, "voice": voice, "source": source}
             got = self._label_cache[key] = (labels_key(labels), labels)
         return got
 
-    def _write_samples(self, conn, events: list) -> None:
-        """The ``tts_rtf`` sample of each synthesis, by age.
+    def _write_samples(self, conn, rows: list) -> None:
+        """The ``tts_rtf`` sample of each synthesis (``rtf_records`` rows), by age.
 
         Live ones (this hour and the last) go to the store's head like any tick's.
         A backlog is folded in directly, so no later tick has hours of it to seal:
@@ -421,20 +421,17 @@ class Ingestor:
         sealed: dict[str, dict[int, float]] = {}
         hours: dict[tuple[str, int], list] = {}
         keys = {}
-        for ev in events:
-            if type(ev) is lf.Start:
-                continue
-            _pos, ts_us, source, engine, voice, _ms, _audio, v = ev
+        for ts_us, v, engine, voice, source in map(_SAMPLE_OF_ROW, rows):
             if v is None:
                 continue
             if ts_us >= cutoff_us:
                 # a line stamped in the future (a clock set wrong) is sampled now: the store's head
                 # must not run ahead of the ticks; the record keeps the line's own time
-                recent.append(Sample(TTS_RTF, v, self._labels(ev)[1], ts=min(ts_us / 1e6, now)))
+                recent.append(Sample(TTS_RTF, v, self._labels(engine, voice, source)[1], ts=min(ts_us / 1e6, now)))
                 continue
             key = keys.get((engine, voice, source))
             if key is None:
-                key = keys[engine, voice, source] = self._labels(ev)[0]
+                key = keys[engine, voice, source] = self._labels(engine, voice, source)[0]
             if ts_us >= sealed_from_us:
                 sealed.setdefault(key, {}).setdefault(ts_us // 1_000_000, v)
                 continue
