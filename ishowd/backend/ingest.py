@@ -390,7 +390,7 @@ class Ingestor:
                 dup = len(rows) - cur.rowcount
                 if dup:
                     counters.append({"name": "ingest", "label": "duplicates", "value": dup})
-                self._write_samples(conn, rows)
+                self._write_samples(conn, batch)
             if counters:
                 conn.executemany(sql.LOG_COUNTER_ADD, counters)
             conn.execute(sql.LOG_POSITION_SAVE, pos.row())
@@ -405,8 +405,8 @@ class Ingestor:
             got = self._label_cache[key] = (labels_key(labels), labels)
         return got
 
-    def _write_samples(self, conn, rows: list) -> None:
-        """The ``tts_rtf`` sample of each synthesis (``rtf_records`` rows), by age.
+    def _write_samples(self, conn, batch: scanworker.Batch) -> None:
+        """The ``tts_rtf`` sample of each synthesis in the batch, by age.
 
         Live ones (this hour and the last) go to the store's head like any tick's.
         A backlog is folded in directly, so no later tick has hours of it to seal:
@@ -420,6 +420,11 @@ class Ingestor:
         recent = []
         sealed: dict[str, dict[int, float]] = {}
         hours: dict[tuple[str, int], list] = {}
+        rows = batch.rows
+        if batch.newest_us < sealed_from_us:      # all of it old: the batch's own hourly aggregates
+            for (engine, voice, source, hour), agg in batch.hours.items():
+                hours[self._labels(engine, voice, source)[0], hour] = agg
+            rows = ()
         keys = {}
         for ts_us, v, engine, voice, source in map(_SAMPLE_OF_ROW, rows):
             if v is None:

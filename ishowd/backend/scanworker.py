@@ -31,19 +31,65 @@ class Batch(NamedTuple):
     counts: dict          # (kind, label) -> n
     rows: list            # rtf_records rows; first_after_start: a backend start came since the previous one
     start_last: bool      # a backend start follows the last row (or there is none and a start came)
+    hours: dict           # (engine, voice, source, hour) -> [count, min, max, sum] of the rows' RTFs
+    newest_us: int        # the newest row with an RTF (0: none); a backlog older than the minute
+                          # rollups' retention goes into the store as ``hours`` alone
 
 
 def pack(res: lf.ScanResult, log: str) -> Batch:
     rows = []
     started = False
     after = ((0, log), (1, log))
+    hours: dict = {}
+    newest = 0
     for ev in res.events:
         if type(ev) is lf.Start:
             started = True
             continue
         rows.append(_ROW(ev) + after[started])
         started = False
-    return Batch(res.consumed, res.skip_line, res.counts, rows, started)
+        v = ev.rtf
+        if v is not None:
+            _pos, ts_us, source, engine, voice = ev[:5]
+            if ts_us > newest:
+                newest = ts_us
+            hk = (engine, voice, source, ts_us // 3_600_000_000 * 3600)
+            agg = hours.get(hk)
+            if agg is None:
+                hours[hk] = [1, v, v, v]
+            else:
+                _add(agg, 1, v, v, v)
+    return Batch(res.consumed, res.skip_line, res.counts, rows, started, hours, newest)
+
+
+def _add(agg: list, n: int, lo: float, hi: float, total: float) -> None:
+    agg[0] += n
+    if lo < agg[1]:
+        agg[1] = lo
+    if hi > agg[2]:
+        agg[2] = hi
+    agg[3] += total
+
+
+def join(a: Batch, b: Batch) -> Batch:
+    """Two consecutive batches as one (``a`` was consumed whole)."""
+    rows = a.rows + b.rows
+    if a.start_last and b.rows and not b.rows[0][FIRST]:
+        rows[len(a.rows)] = b.rows[0][:FIRST] + (1,) + b.rows[0][FIRST + 1:]
+    counts = dict(a.counts)
+    for k, n in b.counts.items():
+        counts[k] = counts.get(k, 0) + n
+    hours = {k: list(agg) for k, agg in a.hours.items()}
+    for k, agg in b.hours.items():
+        if k in hours:
+            _add(hours[k], *agg)
+        else:
+            hours[k] = list(agg)
+    return Batch(a.consumed + b.consumed, b.skip_line, counts, rows,
+                 b.start_last if b.rows else a.start_last or b.start_last, hours, max(a.newest_us, b.newest_us))
+
+
+# --- the worker process --------------------------------------------------------------
 
 _compiled: dict = {}
 _buf = bytearray()
@@ -59,18 +105,6 @@ def init(parent: int) -> None:
         pass
     if os.getppid() != parent:
         os._exit(0)
-
-
-def join(a: Batch, b: Batch) -> Batch:
-    """Two consecutive batches as one (``a`` was consumed whole)."""
-    rows = a.rows + b.rows
-    if a.start_last and b.rows and not b.rows[0][FIRST]:
-        rows[len(a.rows)] = b.rows[0][:FIRST] + (1,) + b.rows[0][FIRST + 1:]
-    counts = dict(a.counts)
-    for k, n in b.counts.items():
-        counts[k] = counts.get(k, 0) + n
-    return Batch(a.consumed + b.consumed, b.skip_line, counts, rows,
-                 b.start_last if b.rows else a.start_last or b.start_last)
 
 
 def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple, log: str) -> Batch:
