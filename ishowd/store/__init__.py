@@ -3,7 +3,7 @@
 Layout (the schema itself is ``schema.py``, applied by the Alembic migrations
 under the top-level ``migrations/``):
 
-- ``samples``: the head, raw samples of the last hour or two, clustered by
+- ``head``: raw samples of the last hour or two, one row per tick, clustered by
   time so a tick's commit dirties one or two pages, not one per series;
 - ``chunks``: sealed data, compressed (``codec.py``): per series, one ``raw``
   blob of samples and one ``1m`` blob of per-minute rollups per hour, and one
