@@ -47,7 +47,7 @@ from ..metrics import Sample, labels_key, parse_labels_key
 from ..store import sql
 from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import logformat as lf, scanworker
-from .scanworker import COLUMN, FIRST
+from .scanworker import COLUMN
 
 _SAMPLE_OF_ROW = itemgetter(*(COLUMN[c] for c in ("ts", "rtf", "engine", "voice", "source")))
 
@@ -376,8 +376,8 @@ class Ingestor:
     def _commit(self, pos: Position, batch: scanworker.Batch) -> None:
         rows = batch.rows
         if rows:
-            if pos.first_pending and not rows[0][FIRST]:     # the start came at the end of the last batch
-                rows[0] = rows[0][:FIRST] + (1,) + rows[0][FIRST + 1:]
+            if pos.first_pending:       # the start came at the end of the last batch
+                rows[0] = scanworker.after_start(rows[0])
             pos.first_pending = int(batch.start_last)
         else:
             pos.first_pending = int(pos.first_pending or batch.start_last)
@@ -445,12 +445,7 @@ class Ingestor:
             if agg is None:
                 hours[hk] = [1, v, v, v]
             else:
-                agg[0] += 1
-                if v < agg[1]:
-                    agg[1] = v
-                if v > agg[2]:
-                    agg[2] = v
-                agg[3] += v
+                scanworker.add(agg, 1, v, v, v)
         if recent:
             self.store.write_in(conn, now, recent)
         for key, by_ts in sealed.items():

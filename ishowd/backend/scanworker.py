@@ -58,11 +58,12 @@ def pack(res: lf.ScanResult, log: str) -> Batch:
             if agg is None:
                 hours[hk] = [1, v, v, v]
             else:
-                _add(agg, 1, v, v, v)
+                add(agg, 1, v, v, v)
     return Batch(res.consumed, res.skip_line, res.counts, rows, started, hours, newest)
 
 
-def _add(agg: list, n: int, lo: float, hi: float, total: float) -> None:
+def add(agg: list, n: int, lo: float, hi: float, total: float) -> None:
+    """Fold ``n`` values (their min, max and sum) into an hour's [count, min, max, sum]."""
     agg[0] += n
     if lo < agg[1]:
         agg[1] = lo
@@ -71,18 +72,23 @@ def _add(agg: list, n: int, lo: float, hi: float, total: float) -> None:
     agg[3] += total
 
 
+def after_start(row: tuple) -> tuple:
+    """The row, flagged as the first request after a backend start."""
+    return row[:FIRST] + (1,) + row[FIRST + 1:]
+
+
 def join(a: Batch, b: Batch) -> Batch:
     """Two consecutive batches as one (``a`` was consumed whole)."""
     rows = a.rows + b.rows
-    if a.start_last and b.rows and not b.rows[0][FIRST]:
-        rows[len(a.rows)] = b.rows[0][:FIRST] + (1,) + b.rows[0][FIRST + 1:]
+    if a.start_last and b.rows:
+        rows[len(a.rows)] = after_start(b.rows[0])
     counts = dict(a.counts)
     for k, n in b.counts.items():
         counts[k] = counts.get(k, 0) + n
     hours = {k: list(agg) for k, agg in a.hours.items()}
     for k, agg in b.hours.items():
         if k in hours:
-            _add(hours[k], *agg)
+            add(hours[k], *agg)
         else:
             hours[k] = list(agg)
     return Batch(a.consumed + b.consumed, b.skip_line, counts, rows,
