@@ -61,23 +61,10 @@ def find_rails(config) -> list[Rail]:
         if not name or "ina3221" not in name.lower():
             continue
         for hw in listdir(os.path.join(ddir, "hwmon")):
-            hdir = os.path.join(ddir, "hwmon", hw)
-            for f in listdir(hdir):
-                m = _HWMON_LABEL.match(f)
-                if m:
-                    c = m.group(1)
-                    rails.append(_rail(try_str(os.path.join(hdir, f)), os.path.join(hdir, f"in{c}_input"),
-                                       os.path.join(hdir, f"curr{c}_input")))
+            rails += _labelled(os.path.join(ddir, "hwmon", hw), _HWMON_LABEL, "in{}_input", "curr{}_input")
         for iio in listdir(ddir):
-            if not iio.startswith("iio:device"):
-                continue
-            idir = os.path.join(ddir, iio)
-            for f in listdir(idir):
-                m = _IIO_LABEL.match(f)
-                if m:
-                    c = m.group(1)
-                    rails.append(_rail(try_str(os.path.join(idir, f)), os.path.join(idir, f"in_voltage{c}_input"),
-                                       os.path.join(idir, f"in_current{c}_input")))
+            if iio.startswith("iio:device"):
+                rails += _labelled(os.path.join(ddir, iio), _IIO_LABEL, "in_voltage{}_input", "in_current{}_input")
     rails = [r for r in rails if r is not None]
     # Duplicate labels across monitors would merge two series: keep the first of each.
     seen, unique = set(), []
@@ -94,6 +81,19 @@ def find_rails(config) -> list[Rail]:
             r = Rail(r.label, r.volts, r.amps, False)
         out.append(r)
     return out
+
+
+def _labelled(d: str, label_re: re.Pattern, volts: str, amps: str) -> list:
+    """The rails a monitor's directory names: a label file per channel, its voltage and current beside it
+    (hwmon: ``in1_label``, ``in1_input``, ``curr1_input``; iio: ``rail_name_0``, ``in_voltage0_input``, ...)."""
+    found = []
+    for f in listdir(d):
+        m = label_re.match(f)
+        if m:
+            c = m.group(1)
+            found.append(_rail(try_str(os.path.join(d, f)), os.path.join(d, volts.format(c)),
+                               os.path.join(d, amps.format(c))))
+    return found
 
 
 def _rail(label: str | None, volts: str, amps: str) -> Rail | None:
