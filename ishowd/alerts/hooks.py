@@ -12,6 +12,9 @@ A hook is an argv (never a shell). Each run:
 - has the first ``hook_output_lines`` lines of its stdout and stderr kept
   (at most 8 KiB are read into memory; the rest is drained and dropped).
 
+The running itself (argv, process group, timeout, bounded output) is
+``ishowd/process.py``'s, shared with ``nvpmodel`` and the maintenance jobs.
+
 At most ``hook_workers`` runs at once, in their own threads: the tick only
 queues them. At most ``hook_queue`` wait; beyond that a run is dropped (and
 recorded as such). A failed run (non-zero exit, timeout, cannot start) is
@@ -25,28 +28,17 @@ import itertools
 import json
 import logging
 import os
-import selectors
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..process import RunResult, run_command
 from .rules import Hook
 
 log = logging.getLogger("ishowd.alerts")
 
-OUTPUT_BYTES = 8192
-
-
-@dataclass
-class RunResult:
-    status: str                   # ok | failed | timeout | error | dropped
-    exit_code: Optional[int]
-    duration: float
-    output: str
-    started: float = 0.0          # wall clock
+__all__ = ["HookRunner", "RunResult", "alert_env", "run_command"]
 
 
 def alert_env(payload: dict) -> dict[str, str]:
@@ -58,127 +50,6 @@ def alert_env(payload: dict) -> dict[str, str]:
             return json.dumps(v, ensure_ascii=False, sort_keys=True)
         return str(v)
     return {"ISHOWD_ALERT_" + k.upper(): text(v) for k, v in payload.items()}
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - a member changed its uid: still there
-        return True
-    return True
-
-
-def _end_group(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``grace``; reap the leader."""
-    pgid = proc.pid
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        proc.poll()
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not _group_alive(pgid):
-            break
-        time.sleep(0.02)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a process in uninterruptible sleep
-        log.warning("hook pid %d did not die after SIGKILL", pgid)
-
-
-def run_command(argv, stdin: bytes, env: dict, timeout: float, *, kill_grace: float = 2.0,
-                max_lines: int = 20) -> RunResult:
-    """Run one hook command to completion or timeout; never raises for the command's faults."""
-    started_wall = time.time()
-    start = time.monotonic()
-    deadline = start + timeout
-    try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env,
-                                close_fds=True, cwd="/")
-    except (OSError, ValueError) as exc:
-        return RunResult("error", None, time.monotonic() - start, f"cannot start {argv[0]}: {exc}",
-                         started_wall)
-    kept = bytearray()
-    timed_out = False
-    sel = selectors.DefaultSelector()
-    try:
-        out_fd = proc.stdout.fileno()
-        os.set_blocking(out_fd, False)
-        sel.register(out_fd, selectors.EVENT_READ)
-        pending = memoryview(stdin)
-        in_fd = proc.stdin.fileno()
-        if pending:
-            os.set_blocking(in_fd, False)
-            sel.register(in_fd, selectors.EVENT_WRITE)
-        else:
-            proc.stdin.close()
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            for key, _ in sel.select(remaining):
-                if key.fd == in_fd:
-                    try:
-                        pending = pending[os.write(in_fd, pending[:65536]):]
-                    except BlockingIOError:
-                        continue
-                    except OSError:  # it closed stdin without reading it all: its business
-                        pending = pending[:0]
-                    if not pending:
-                        sel.unregister(in_fd)
-                        proc.stdin.close()
-                else:
-                    try:
-                        chunk = os.read(out_fd, 65536)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        sel.unregister(out_fd)
-                    elif len(kept) < OUTPUT_BYTES:
-                        kept += chunk[:OUTPUT_BYTES - len(kept)]
-        if not timed_out:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
-            _end_group(proc, kill_grace)
-            try:  # what it wrote before it was killed
-                while len(kept) < OUTPUT_BYTES:
-                    chunk = os.read(out_fd, 65536)
-                    if not chunk:
-                        break
-                    kept += chunk[:OUTPUT_BYTES - len(kept)]
-            except OSError:
-                pass
-        elif _group_alive(proc.pid):
-            _end_group(proc, kill_grace)  # it exited but left processes behind
-    finally:
-        sel.close()
-        for f in (proc.stdin, proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
-        if proc.returncode is None:  # pragma: no cover - an exception above
-            _end_group(proc, 0)
-    duration = time.monotonic() - start
-    lines = kept.decode("utf-8", "replace").splitlines()[:max_lines]
-    output = "\n".join(lines)
-    if timed_out:
-        return RunResult("timeout", None, duration, output, started_wall)
-    rc = proc.returncode
-    return RunResult("ok" if rc == 0 else "failed", rc, duration, output, started_wall)
 
 
 @dataclass(order=True)
