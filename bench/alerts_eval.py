@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from workload import HOUR, INTERVAL, Generator, series_specs  # noqa: E402
 
+from ishowd import catalog
 from ishowd import config as config_mod  # noqa: E402
-from ishowd.metrics import Sample, load_declarations  # noqa: E402
+from ishowd.catalog import registry  # noqa: E402
+from ishowd.metrics import Sample  # noqa: E402
 from ishowd.store.writer import Store  # noqa: E402
 
 T_END = 1_795_564_800  # 2026-11-26T00:00:00Z, as bench/store_year.py
@@ -90,7 +92,6 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    load_declarations()
     t0 = time.perf_counter()
     if not (args.reuse and out.exists()):
         build(out, args.days)
@@ -101,9 +102,9 @@ def main() -> int:
     work.write_bytes(out.read_bytes())    # the run appends a head: keep the year store pristine
 
     logging.basicConfig(level=logging.WARNING)
-    cfg = config_mod.loads(f'[storage]\npath = "{work}"\n[exporter]\nlisten = ""\n', "<bench>")
+    cfg = catalog.loads_config(f'[storage]\npath = "{work}"\n[exporter]\nlisten = ""\n', "<bench>")
     from ishowd.alerts.evaluator import Evaluator
-    from ishowd.metrics import REGISTRY
+    REGISTRY = registry()
 
     store = Store(work)
     specs = [(REGISTRY[name], labels) for name, labels, _ in series_specs()]

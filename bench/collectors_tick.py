@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ishowd import catalog
 from ishowd import config as config_mod  # noqa: E402
-from ishowd.collectors import TickContext, load_all  # noqa: E402
+from ishowd.catalog import collectors  # noqa: E402
+from ishowd.collectors import TickContext  # noqa: E402
 
 JETSON = ("jetson_gpu", "thermal", "power", "fan", "gpu_memory", "nvpmodel")
 
@@ -35,11 +37,11 @@ def main() -> int:
     ap.add_argument("--ticks", type=int, default=20000)
     args = ap.parse_args()
     tree = ROOT / "tests" / "fixtures" / "sysfs" / args.board
-    cfg = config_mod.loads(f'[host]\nsysfs_root = "{tree / "sys"}"\nprocfs_root = "{tree / "proc"}"\n'
+    cfg = catalog.loads_config(f'[host]\nsysfs_root = "{tree / "sys"}"\nprocfs_root = "{tree / "proc"}"\n'
                            f'[gpu]\nnvpmodel_path = "{tree / "bin" / "nvpmodel"}"\nnvml = "off"\n', "<bench>")
     collectors = []
     for name in JETSON:
-        c = load_all()[name](cfg)
+        c = collectors()[name](cfg)
         reason = c.setup()
         if reason:
             print(f"{name}: skipped ({reason})")

@@ -29,10 +29,11 @@ echo "== NVML collector, called directly"
 date -u +%FT%T.%NZ
 "$PY" - <<'PYEOF'
 import time
-from ishowd import config
-from ishowd.collectors import TickContext, load_all
-cfg = config.loads('[gpu]\nnvml = "on"\n', "<real-gpu>")
-c = load_all()["nvml"](cfg)
+from ishowd import catalog
+from ishowd.catalog import collectors
+from ishowd.collectors import TickContext
+cfg = catalog.loads_config('[gpu]\nnvml = "on"\n', "<real-gpu>")
+c = collectors()["nvml"](cfg)
 reason = c.setup()
 print("setup:", reason or "ok", "| driver", getattr(c, "driver", "?"))
 if reason is None:

@@ -36,14 +36,15 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=3000)
     args = ap.parse_args()
 
-    from ishowd import config
+    from ishowd import catalog
+    from ishowd.catalog import metric as get
     from ishowd.collectors import TickContext
     from ishowd.collectors.host import HostCollector
-    from ishowd.metrics import Sample, get
+    from ishowd.metrics import Sample
     from ishowd.store.writer import Store
 
     tmp = Path(tempfile.mkdtemp())
-    cfg = config.loads(f'[storage]\npath = "{tmp / "t.db"}"\n', "bench")
+    cfg = catalog.loads_config(f'[storage]\npath = "{tmp / "t.db"}"\n', "bench")
     store = Store(tmp / "t.db")
     host = HostCollector(cfg)
     host.setup()

@@ -1,12 +1,14 @@
-"""Configuration: TOML, validated against a schema that modules extend.
+"""Configuration: TOML, validated against a ``Schema`` handed in by the catalog.
 
-Each part of ishowd declares the keys it reads with ``section()`` (or
-``table_array()`` for ``[[alerts.rules]]``-style lists) next to the code that
-uses them, so adding a capability never means editing a central list. A bad
-file fails at start with ``ConfigError``: the file, the key, what was
-expected and what was found; the programs turn it into exit code 78.
+A module that reads config keys declares them as plain data beside the code
+that uses them: ``KEYS = {"gpu": {"nvml": Key(...)}}``, ``TABLES`` for arrays
+of tables such as ``[[alerts.rules]]``, and ``CHECKS`` for checks across keys.
+The catalog (``ishowd/catalog.py``) gathers them into one ``Schema``; this
+module imports none of them. A bad file fails at start with ``ConfigError``:
+the file, the key, what was expected and what was found; the programs turn it
+into exit code 78.
 
-Lookup order (docs/interface.md): ``--config PATH``, ``$ISHOWD_CONFIG``,
+Lookup order (the README's Configuration): ``--config PATH``, ``$ISHOWD_CONFIG``,
 ``/etc/ishowd/ishowd.toml`` when it exists, else built-in defaults that work
 unprivileged on a plain machine.
 """
@@ -102,20 +104,27 @@ class Key:
         return base
 
 
-SECTIONS: dict[str, dict[str, Key]] = {}
-TABLE_ARRAYS: dict[str, dict[str, Key]] = {}
-# Checks that look across keys or sections; each gets the Config and raises ConfigError.
-CROSS_CHECKS: list[Callable[["Config"], None]] = []
+@dataclass
+class Schema:
+    """Every section's keys, every array of tables, the cross-key checks, and the metric registry
+    (rules name metrics: validating them needs it). Assembled by the catalog."""
+    sections: dict[str, dict[str, Key]] = field(default_factory=dict)
+    arrays: dict[str, dict[str, Key]] = field(default_factory=dict)
+    # Checks that look across keys or sections; each gets the Config and raises ConfigError.
+    checks: list[Callable[["Config"], None]] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
 
-
-def section(name: str, keys: dict[str, Key]) -> None:
-    """Declare (or extend) the keys of ``[name]``."""
-    SECTIONS.setdefault(name, {}).update(keys)
-
-
-def table_array(name: str, keys: dict[str, Key]) -> None:
-    """Declare an array of tables such as ``[[alerts.rules]]`` (name ``alerts.rules``)."""
-    TABLE_ARRAYS.setdefault(name, {}).update(keys)
+    def add(self, where: str, keys: dict | None = None, tables: dict | None = None,
+            checks: tuple | list = ()) -> None:
+        """Take one module's declarations; a key declared twice is a programming error."""
+        for target, given in ((self.sections, keys or {}), (self.arrays, tables or {})):
+            for name, declared in given.items():
+                have = target.setdefault(name, {})
+                twice = set(have) & set(declared)
+                if twice:
+                    raise ValueError(f"{where}: [{name}] {', '.join(sorted(twice))} declared twice")
+                have.update(declared)
+        self.checks.extend(checks)
 
 
 def _convert(key: Key, value: Any, where: str, file: str) -> Any:
@@ -192,8 +201,14 @@ class Section(dict):
 @dataclass
 class Config:
     source: str                          # the file it came from, or "<built-in defaults>"
+    schema: Schema = field(default_factory=Schema, repr=False)
     sections: dict[str, Section] = field(default_factory=dict)
     arrays: dict[str, list[Section]] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict:
+        """The metric registry the config was validated against (name -> Metric)."""
+        return self.schema.metrics
 
     def __getattr__(self, name: str) -> Section:
         sections = self.__dict__.get("sections", {})
@@ -205,7 +220,7 @@ class Config:
         return self.arrays.get(name, [])
 
 
-def _defaults_text() -> str:
+def defaults_text() -> str:
     return (Path(__file__).parent / "defaults.toml").read_text(encoding="utf-8")
 
 
@@ -225,29 +240,28 @@ def _fill(keys: dict[str, Key], given: dict, where: str, file: str, known_what: 
     return sec
 
 
-def build(data: dict, file: str) -> Config:
-    """Validate parsed TOML ``data`` against the schema and fill in defaults."""
-    _ensure_schema()
-    cfg = Config(source=file)
+def build(data: dict, file: str, schema: Schema) -> Config:
+    """Validate parsed TOML ``data`` against ``schema`` and fill in defaults."""
+    cfg = Config(source=file, schema=schema)
     if not isinstance(data, dict):  # pragma: no cover - tomllib always returns a dict
         raise ConfigError(file, "", "a TOML document")
-    array_roots = {n.split(".")[0] for n in TABLE_ARRAYS}
+    array_roots = {n.split(".")[0] for n in schema.arrays}
     for name, value in data.items():
-        if name not in SECTIONS and name not in array_roots:
-            known = ", ".join(sorted(set(SECTIONS) | array_roots))
+        if name not in schema.sections and name not in array_roots:
+            known = ", ".join(sorted(set(schema.sections) | array_roots))
             raise ConfigError(file, f"[{name}]", f"a known section ({known})",
                               detail=f"unknown section (known: {known})")
         if not isinstance(value, dict):
             raise ConfigError(file, name, "a table such as [" + name + "]", value)
-    for name, keys in SECTIONS.items():
+    for name, keys in schema.sections.items():
         given = dict(data.get(name, {}))
         # array-of-table children such as alerts.rules are handled below
-        for arr in TABLE_ARRAYS:
+        for arr in schema.arrays:
             root, _, child = arr.partition(".")
             if root == name:
                 given.pop(child, None)
         cfg.sections[name] = _fill(keys, given, f"[{name}] ", file, f"known keys of [{name}]")
-    for arr, keys in TABLE_ARRAYS.items():
+    for arr, keys in schema.arrays.items():
         root, _, child = arr.partition(".")
         items = data.get(root, {}).get(child) if child else data.get(root)
         if items is None:
@@ -259,17 +273,17 @@ def build(data: dict, file: str) -> Config:
             label = item.get("name") if isinstance(item.get("name"), str) else f"#{index + 1}"
             out.append(_fill(keys, item, f"[[{arr}]] {label}: ", file, "known keys"))
         cfg.arrays[arr] = out
-    for check in CROSS_CHECKS:
+    for check in schema.checks:
         check(cfg)
     return cfg
 
 
-def loads(text: str, file: str = "<string>") -> Config:
+def loads(text: str, file: str, schema: Schema) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", "valid TOML", detail=f"not valid TOML: {exc}") from None
-    return build(data, file)
+    return build(data, file, schema)
 
 
 def resolve_path(explicit: Optional[str]) -> Optional[Path]:
@@ -283,11 +297,14 @@ def resolve_path(explicit: Optional[str]) -> Optional[Path]:
     return None
 
 
-def load(explicit: Optional[str] = None) -> Config:
+BUILTIN = "<built-in defaults>"
+
+
+def load(explicit: Optional[str], schema: Schema) -> Config:
     """Find and load the configuration (see the module docstring for the order)."""
     path = resolve_path(explicit)
     if path is None:
-        return loads(_defaults_text(), "<built-in defaults>")
+        return loads(defaults_text(), BUILTIN, schema)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -296,28 +313,4 @@ def load(explicit: Optional[str] = None) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "", "UTF-8 text", detail="not UTF-8 text") from None
-    return loads(text, str(path))
-
-
-def default_state_dir() -> Path:
-    """Where the store lives without a config: systemd's STATE_DIRECTORY, else XDG state."""
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        return Path(state.split(":")[0])
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "ishowd"
-
-
-_schema_loaded = False
-
-
-def _ensure_schema() -> None:
-    """Import the modules that declare config sections (cheap, import-light modules)."""
-    global _schema_loaded
-    if _schema_loaded:
-        return
-    _schema_loaded = True
-    from . import settings  # noqa: F401  (declares the core sections)
-    from .metrics import load_declarations
-    load_declarations()
+    return loads(text, str(path), schema)

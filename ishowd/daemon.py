@@ -20,16 +20,17 @@ from typing import Optional
 
 import click
 
-from .collectors import COLLECTOR_DURATION, COLLECTOR_SUCCESS, Collector, TickContext
-from .config import EX_CONFIG, Config, ConfigError
+from .collectors import Collector, TickContext
+from .config import Config
 from .metrics import Sample
+from .specs.daemon import COLLECTOR_DURATION, COLLECTOR_SUCCESS
 
 log = logging.getLogger("ishowd")
 
 
 class Daemon:
     def __init__(self, config: Config):
-        from . import collectors, tasks
+        from . import catalog
         from .paths import store_path
         from .settings import hour_retention_seconds
         from .store.writer import Store
@@ -39,11 +40,11 @@ class Daemon:
         self.store = Store(store_path(config), raw_retention=st.raw_retention,
                            minute_retention=st.minute_retention, hour_retention=hour_retention_seconds(config))
         self.collectors: list[Collector] = []
-        for name, cls in sorted(collectors.load_all().items()):
+        for name, cls in sorted(catalog.collectors().items()):
             self.collectors.append(cls(config))
         self.collectors = [c for c in self.collectors if self._setup(c)]
         self.tasks = []
-        for name, cls in sorted(tasks.load_all().items(), key=lambda kv: (kv[1].order, kv[0])):
+        for name, cls in sorted(catalog.tasks().items(), key=lambda kv: (kv[1].order, kv[0])):
             task = cls(config, self.store)
             if self._setup(task):
                 self.tasks.append(task)
@@ -52,7 +53,7 @@ class Daemon:
         self._tick_lock = threading.Lock()
 
     def _setup(self, part) -> bool:
-        kind = "collector" if isinstance(part, Collector) else "task"
+        kind = part.kind
         try:
             reason = part.setup()
         except Exception as exc:  # a source that cannot start costs only itself
@@ -168,7 +169,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         from .exporter import start as start_exporter
-        self.exporter = start_exporter(self.config, self.store.path)
+        self.exporter = start_exporter(self.config, self.store.path, self.config.metrics)
         log.info("sampling every %gs into %s with %s; tasks: %s", interval, self.store.path,
                  ", ".join(c.name for c in self.collectors) or "no collectors",
                  ", ".join(t.name for t in self.tasks) or "none")
@@ -212,20 +213,19 @@ def cli() -> None:
 @click.option("--once", is_flag=True, help="Take one sample from every collector, run every task once, write, exit.")
 def run(config_path: Optional[str], once: bool) -> None:
     """Run the daemon in the foreground (what systemd starts)."""
-    from .config import load
-    from .store.errors import StoreError
+    from .catalog import load_config
+    from .errors import exit_for
 
     try:
-        config = load(config_path)
-    except ConfigError as exc:
-        click.echo(f"ishowd: configuration error: {exc}", err=True)
-        sys.exit(EX_CONFIG)
-    _setup_logging(config.logging.level)
-    try:
+        config = load_config(config_path)
+        _setup_logging(config.logging.level)
         daemon = Daemon(config)
-    except StoreError as exc:
-        click.echo(f"ishowd: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        mapped = exit_for(exc)
+        if mapped is None:
+            raise
+        click.echo(f"ishowd: {mapped[1]}", err=True)
+        sys.exit(mapped[0])
     try:
         if once:
             daemon.run_once()

@@ -25,10 +25,8 @@ def _number(v: float) -> str:
     return repr(float(v)) if not float(v).is_integer() or abs(v) >= 1e15 else str(int(v))
 
 
-def render(latest) -> str:
-    """Exposition text for ``store.reader.Latest`` rows (sorted by name)."""
-    from .metrics import load_declarations
-    registry = load_declarations()
+def render(latest, registry) -> str:
+    """Exposition text for ``store.reader.Latest`` rows (sorted by name); help and type from ``registry``."""
     lines, seen = [], set()
     for row in latest:
         m = registry.get(row.name)
@@ -65,21 +63,21 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + fmt, self.address_string(), *args)
 
 
-def start(config, store_path: str) -> ThreadingHTTPServer | None:
+def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
     """Start serving; on a bad or busy address log the error and carry on without it."""
     listen = config.exporter.listen
     if not listen:
         return None
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    from .cli.status import stale_window
+    from .settings import stale_window
     from .store.reader import Reader
 
     def scrape() -> str:
         reader = Reader(store_path)
         try:
             last = reader.last_ts()
-            return render(reader.latest(last - stale_window(config)) if last is not None else [])
+            return render(reader.latest(last - stale_window(config)) if last is not None else [], registry)
         finally:
             reader.close()
 

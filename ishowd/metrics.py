@@ -1,14 +1,14 @@
-"""The registry of declared metrics: the one place names, units and help live.
+"""Metrics as data: ``Metric`` (name, unit, help, labels, kind, group), ``Sample``, ``Registry``.
 
-Every collector declares its metrics here at import time (as node_exporter's
-collectors and Glances' ``fields_description`` do), so the store, the CLI and
-the exporter learn a metric's unit and description from one record and never
-repeat that knowledge.
+A metric is declared once, up front, as a module-level ``Metric`` in the
+module that declares its source (``ishowd/specs/``, ``ishowd/backend/spec.py``):
+plain data, importable without the code that reads the hardware. The catalog
+(``ishowd/catalog.py``) gathers every declaration into one ``Registry`` and hands
+it to the daemon, the exporter and the CLI; this module imports no plug-in.
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -45,30 +45,21 @@ class Metric:
             raise ValueError(f"metric {self.name}: kind must be gauge or counter")
 
 
-REGISTRY: dict[str, Metric] = {}
-
-
 def declare(name: str, unit: str, help: str, labels: Iterable[str] = (), *,
             kind: str = "gauge", group: str = "host") -> Metric:
-    """Declare a metric once; re-declaring the same name identically is harmless."""
-    metric = Metric(name, unit, help, tuple(labels), kind, group)
-    known = REGISTRY.get(name)
-    if known is not None and known != metric:
-        raise ValueError(f"metric {name} declared twice with different definitions")
-    REGISTRY[name] = metric
-    return metric
+    """A ``Metric``; a module lists the ones it declares in its ``METRICS`` for the catalog."""
+    return Metric(name, unit, help, tuple(labels), kind, group)
 
 
-def load_declarations() -> dict[str, Metric]:
-    """Import every module that declares metrics (collectors, tasks); returns the registry."""
-    from . import collectors, tasks
-    collectors.load_all()
-    tasks.load_all()
-    return REGISTRY
+class Registry(dict):
+    """Every declared metric by name (a dict), filled by the catalog from the declaring modules."""
 
-
-def get(name: str) -> Metric | None:
-    return load_declarations().get(name)
+    def add(self, metrics: Iterable[Metric], where: str = "") -> None:
+        for m in metrics:
+            known = self.get(m.name)
+            if known is not None and known != m:
+                raise ValueError(f"metric {m.name} declared twice with different definitions ({where})")
+            self[m.name] = m
 
 
 @dataclass(frozen=True)
@@ -94,48 +85,6 @@ def parse_labels_key(text: str) -> dict[str, str]:
     return json.loads(text) if text else {}
 
 
-# --- humanising values for people -------------------------------------------
-
-_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-_DECIMAL = ["", "k", "M", "G", "T"]
-
-
-def humanize(value: float | None, unit: str) -> str:
-    """A reading as a person reads it: 12.3 GiB, 1.30 GHz, 48.5 °C, 37.0 %."""
-    if value is None:
-        return "-"
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    if unit == "bytes":
-        v, i = abs(value), 0
-        while v >= 1024 and i < len(_BINARY) - 1:
-            v /= 1024
-            i += 1
-        sign = "-" if value < 0 else ""
-        return f"{sign}{v:.0f} B" if i == 0 else f"{sign}{v:.1f} {_BINARY[i]}"
-    if unit in ("hertz", "watts"):
-        sym = UNITS[unit]
-        v, i = abs(value), 0
-        while v >= 1000 and i < len(_DECIMAL) - 1:
-            v /= 1000
-            i += 1
-        sign = "-" if value < 0 else ""
-        digits = 2 if unit == "hertz" and i >= 2 else 1 if i else (2 if unit == "watts" else 0)
-        return f"{sign}{v:.{digits}f} {_DECIMAL[i]}{sym}"
-    if unit == "seconds":
-        if abs(value) < 1e-3:
-            return f"{value * 1e6:.0f} µs"
-        if abs(value) < 1:
-            return f"{value * 1e3:.1f} ms"
-        return f"{value:.2f} s"
-    if unit == "celsius":
-        return f"{value:.1f} °C"
-    if unit == "percent":
-        return f"{value:.1f} %"
-    if unit == "rpm":
-        return f"{value:.0f} RPM"
-    if unit == "boolean":
-        return "yes" if value else "no"
-    if unit == "count":
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
-    return f"{value:.3g}"
+def labels_text(labels: Mapping[str, str]) -> str:
+    """Labels as people read them after a metric name: ``{zone=gpu-thermal,gpu=gpu0}`` ("" for none)."""
+    return "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else ""

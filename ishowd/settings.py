@@ -1,48 +1,51 @@
-"""The core config sections: storage, retention, sampling, host, exporter, logging.
+"""The core config sections (storage, retention, sampling, host, exporter, logging) and what
+follows from them: the hour rollups' retention in seconds and the stale window.
 
 Other modules declare their own sections beside the code that reads them
-(``config.section``); ``etc/ishowd.toml`` documents every key.
+(``KEYS``); the catalog gathers them all; ``etc/ishowd.toml`` documents every key.
 """
 from __future__ import annotations
 
 import math
 
-from .config import ConfigError, Key, CROSS_CHECKS, section
+from .config import ConfigError, Key, parse_duration
 
-
-
-section("storage", {
-    "path": Key("path", "", "the SQLite file; empty: $STATE_DIRECTORY/ishowd.db or ~/.local/state/ishowd/ishowd.db"),
-    "raw_retention": Key("duration", "14d", "how long raw samples are kept", min=3600),
-    "minute_retention": Key("duration", "90d", "how long per-minute rollups are kept", min=3600),
-    "hour_retention": Key("str", "forever", 'how long per-hour rollups are kept ("forever" or a duration)'),
-})
-
-section("sampling", {
-    "interval": Key("duration", "10s", "time between samples", min=1),
-})
-
-section("host", {
-    "sysfs_root": Key("path", "/sys", "every sysfs read goes through this root"),
-    "procfs_root": Key("path", "/proc", "every procfs read goes through this root"),
-    "disk_paths": Key("pathlist", [], "extra paths whose file system's free space is sampled (the store's and each log's are always)"),
-})
-
-section("exporter", {
-    "listen": Key("listen", "127.0.0.1:9733", 'address of the Prometheus /metrics endpoint; "" turns it off'),
-})
-
-section("logging", {
-    "level": Key("str", "info", "the daemon's log level", choices=("debug", "info", "warning", "error")),
-})
+KEYS = {
+    "storage": {
+        "path": Key("path", "", "the SQLite file; empty: $STATE_DIRECTORY/ishowd.db or ~/.local/state/ishowd/ishowd.db"),
+        "raw_retention": Key("duration", "14d", "how long raw samples are kept", min=3600),
+        "minute_retention": Key("duration", "90d", "how long per-minute rollups are kept", min=3600),
+        "hour_retention": Key("str", "forever", 'how long per-hour rollups are kept ("forever" or a duration)'),
+    },
+    "sampling": {
+        "interval": Key("duration", "10s", "time between samples", min=1),
+    },
+    "host": {
+        "sysfs_root": Key("path", "/sys", "every sysfs read goes through this root"),
+        "procfs_root": Key("path", "/proc", "every procfs read goes through this root"),
+        "disk_paths": Key("pathlist", [], "extra paths whose file system's free space is sampled (the store's and "
+                          "each log's are always)"),
+    },
+    "exporter": {
+        "listen": Key("listen", "127.0.0.1:9733", 'address of the Prometheus /metrics endpoint; "" turns it off'),
+    },
+    "logging": {
+        "level": Key("str", "info", "the daemon's log level", choices=("debug", "info", "warning", "error")),
+    },
+}
 
 
 def hour_retention_seconds(cfg) -> float:
     text = cfg.storage.hour_retention
     if text == "forever":
         return math.inf
-    from .config import parse_duration
     return parse_duration(text)
+
+
+def stale_window(cfg) -> float:
+    """How old a series' newest sample may be and still count as a current reading (status,
+    /metrics, alert rules): three sampling intervals, at least 90 s."""
+    return max(3 * cfg.sampling.interval, 90.0)
 
 
 def _check_retention(cfg) -> None:
@@ -58,4 +61,4 @@ def _check_retention(cfg) -> None:
                                      "(raw <= minute <= hour)")
 
 
-CROSS_CHECKS.append(_check_retention)
+CHECKS = (_check_retention,)

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+from ishowd import catalog
 from ishowd import config as config_mod
-from ishowd.metrics import REGISTRY, Sample, labels_key, load_declarations
+from ishowd.catalog import registry
+from ishowd.metrics import Sample, labels_key
 
 VENV_BIN = Path(sys.executable).parent
-load_declarations()
+REGISTRY = registry()
 
 
 def make_config(tmp: Path, body: str = "", *, interval: str = "10s") -> config_mod.Config:
@@ -22,7 +24,7 @@ def make_config(tmp: Path, body: str = "", *, interval: str = "10s") -> config_m
            f'[exporter]\nlisten = ""\n[alerts]\nhook_retry_delay = "50ms"\nhook_kill_grace = "300ms"\n' + body
     path = tmp / "ishowd.toml"
     path.write_text(text, encoding="utf-8")
-    return config_mod.load(str(path))
+    return catalog.load_config(str(path))
 
 
 def open_store(cfg):

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ishowd import catalog
 from ishowd import config as config_mod
-from ishowd.collectors import TickContext, load_all
+from ishowd.catalog import collectors
+from ishowd.collectors import TickContext
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sysfs"
 BOARDS = ("orin-jp6-locked", "orin-jp6-unlocked", "orin-jp6-capped", "orin-jp5", "gpu0-scripts",
@@ -26,11 +28,11 @@ def toml_text(root: Path | str, extra: str = "", *, nvpmodel: bool = True) -> st
 
 
 def board_config(root: Path | str, **kw):
-    return config_mod.loads(toml_text(root, **kw), "<test>")
+    return catalog.loads_config(toml_text(root, **kw), "<test>")
 
 
 def make(name: str, cfg):
-    return load_all()[name](cfg)
+    return collectors()[name](cfg)
 
 
 def tick(cfg, now: float = 1_700_000_000.0) -> TickContext:

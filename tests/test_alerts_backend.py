@@ -13,6 +13,7 @@ import time
 
 from alerts_helpers import db, wait_for
 from hw_helpers import board_root, toml_text
+from ishowd import catalog
 from ishowd import config as config_mod
 from ishowd.daemon import Daemon
 from standin_backend import Clock, StandinBackend, line_event
@@ -41,7 +42,7 @@ logs = ["{log}"]
 url = "{backend.url}"
 health_interval = "1s"
 ''')
-    daemon = Daemon(config_mod.load(str(path)))           # the built-in default rules
+    daemon = Daemon(catalog.load_config(str(path)))           # the built-in default rules
     ingest = next(t for t in daemon.tasks if t.name == "log-ingest")
     probe = next(c for c in daemon.collectors if c.name == "backend")
 

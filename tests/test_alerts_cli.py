@@ -232,7 +232,7 @@ def test_read_paths_import_nothing_heavy(tmp_path):
         proc = subprocess.run([sys.executable, "-c", probe % (cfg.source, args)], capture_output=True, text=True,
                               timeout=60)
         assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
-    code = ("import sys; from ishowd import config; from ishowd.alerts.evaluator import Evaluator; "
+    code = ("import sys; from ishowd import catalog; from ishowd.alerts.evaluator import Evaluator; "
             "from ishowd.alerts import hooks; from ishowd.tasks import alerts; "
             "print('HEAVY', [m for m in ('torch', 'numpy', 'matplotlib', 'sqlalchemy', 'alembic') "
             "if m in sys.modules])")

@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from alerts_helpers import VENV_BIN
+from ishowd import catalog
 from ishowd import config
 from ishowd.alerts.rules import hooks_of, rules_of
 from ishowd.config import ConfigError
@@ -22,7 +23,7 @@ severity = "critical"
 
 
 def load(text: str):
-    return config.loads(text, "/etc/ishowd/ishowd.toml")
+    return catalog.loads_config(text, "/etc/ishowd/ishowd.toml")
 
 
 @pytest.mark.parametrize("change, key, words", [
@@ -118,7 +119,7 @@ def test_own_rules_replace_the_defaults_and_an_empty_list_turns_them_off():
     assert [r.name for r in rules_of(load('[sampling]\ninterval = "5s"\n'))] == DEFAULT_NAMES
     assert [r.name for r in rules_of(load(GOOD))] == ["gpu-hot"]
     assert rules_of(load("[alerts]\nrules = []\n")) == []
-    assert rules_of(config.load(None)) == rules_of(load(""))
+    assert rules_of(catalog.load_config(None)) == rules_of(load(""))
 
 
 def test_etc_example_and_readme_document_every_default_rule():

@@ -14,6 +14,7 @@ import pytest
 
 from alerts_helpers import db, write_hook
 from hw_helpers import board_root, toml_text
+from ishowd import catalog
 from ishowd import config as config_mod
 from ishowd.daemon import Daemon
 
@@ -40,7 +41,7 @@ def test_gpu_rules_fire_and_resolve_on_the_orin_tree(tmp_path):
                               'rules = ["gpu-hot", "gpu-warm", "gpu-unlocked"]\n')
     path = tmp_path / "ishowd.toml"
     path.write_text(text)
-    daemon = Daemon(config_mod.load(str(path)))    # the built-in rules: the file has none
+    daemon = Daemon(catalog.load_config(str(path)))    # the built-in rules: the file has none
     assert "alerts" in [t.name for t in daemon.tasks]
     try:
         for i in range(0, 61):
@@ -76,7 +77,7 @@ def test_on_the_plain_x86_tree_the_gpu_rules_stay_quiet(tmp_path, caplog):
     path = tmp_path / "ishowd.toml"
     path.write_text(toml_text(root) + f'[storage]\npath = "{tmp_path / "ishowd.db"}"\n[exporter]\nlisten = ""\n')
     caplog.set_level(logging.INFO, logger="ishowd.alerts")
-    daemon = Daemon(config_mod.load(str(path)))
+    daemon = Daemon(catalog.load_config(str(path)))
     try:
         for i in range(40):
             daemon.tick(T0 + i * 10)

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from backend_harness import ISHOWD
-from ishowd.config import ConfigError, loads
+from ishowd.catalog import loads_config as loads
+from ishowd.config import ConfigError
 from ishowd.collectors.backend import probe
 from standin_backend import StandinBackend
 
@@ -173,7 +174,7 @@ def test_migration_matches_schema(tmp_path):
 
 
 def test_daemon_imports_no_heavy_libraries(tmp_path):
-    code = ("import sys\nfrom ishowd.metrics import load_declarations\nload_declarations()\n"
+    code = ("import sys\nfrom ishowd import catalog\ncatalog.collectors(); catalog.tasks()\n"
             "import ishowd.backend.ingest, ishowd.daemon\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy','matplotlib','torch'}))")
     r = subprocess.run([os.path.join(os.path.dirname(ISHOWD), "python"), "-c", code], capture_output=True, text=True)

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from ishowd.cli import cli
-from ishowd.metrics import Sample, get
+from ishowd.catalog import metric as get
+from ishowd.metrics import Sample
 from ishowd.store.writer import Store
 
 from conftest import entry_point, run, write_config

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ishowd import catalog
 from ishowd import config
 from ishowd.cli import cli
 from ishowd.config import ConfigError, parse_duration
@@ -29,7 +30,7 @@ def test_durations():
 def test_builtin_defaults_work_unprivileged(clean_env, tmp_path):
     clean_env.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
     clean_env.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    cfg = config.load(None)
+    cfg = catalog.load_config(None)
     assert cfg.source == "<built-in defaults>"
     assert cfg.sampling.interval == 10
     assert cfg.host.sysfs_root == "/sys"
@@ -42,7 +43,7 @@ def test_state_directory_from_systemd(clean_env, tmp_path):
     clean_env.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
     clean_env.setenv("STATE_DIRECTORY", str(tmp_path / "sd"))
     from ishowd.paths import store_path
-    assert store_path(config.load(None)) == str(tmp_path / "sd" / "ishowd.db")
+    assert store_path(catalog.load_config(None)) == str(tmp_path / "sd" / "ishowd.db")
 
 
 def test_lookup_order(clean_env, tmp_path):
@@ -53,10 +54,10 @@ def test_lookup_order(clean_env, tmp_path):
     system = tmp_path / "system.toml"
     system.write_text('[sampling]\ninterval = "9s"\n')
     clean_env.setattr(config, "SYSTEM_CONFIG", system)
-    assert config.load(None).sampling.interval == 9
+    assert catalog.load_config(None).sampling.interval == 9
     clean_env.setenv("ISHOWD_CONFIG", str(b))
-    assert config.load(None).sampling.interval == 7
-    assert config.load(str(a)).sampling.interval == 5
+    assert catalog.load_config(None).sampling.interval == 7
+    assert catalog.load_config(str(a)).sampling.interval == 5
 
 
 BAD = [
@@ -80,20 +81,20 @@ def test_bad_config_names_file_and_key(tmp_path, text, key, expected):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
-        config.load(str(path))
+        catalog.load_config(str(path))
     msg = str(err.value)
     assert str(path) in msg and key in msg and expected in msg, msg
 
 
 def test_unreadable_and_non_utf8(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
-        config.load(str(tmp_path / "missing.toml"))
+        catalog.load_config(str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="cannot read"):
-        config.load(str(tmp_path))  # a directory
+        catalog.load_config(str(tmp_path))  # a directory
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[storage]\npath = "caf\xe9"\n')
     with pytest.raises(ConfigError, match="UTF-8"):
-        config.load(str(path))
+        catalog.load_config(str(path))
 
 
 @pytest.mark.parametrize("program", ["ishowd", "ishowctl"])
@@ -117,6 +118,6 @@ def test_env_config_is_used_by_the_cli(tmp_path):
 
 def test_shipped_production_config_is_valid():
     shipped = Path(__file__).resolve().parents[1] / "etc" / "ishowd.toml"
-    cfg = config.load(str(shipped))
+    cfg = catalog.load_config(str(shipped))
     assert cfg.storage.path == "/var/lib/ishowd/ishowd.db"
     assert cfg.sampling.interval == 10

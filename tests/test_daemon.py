@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from ishowd import catalog
 from ishowd import collectors, config
 from ishowd.collectors import Collector
 from ishowd.daemon import Daemon
@@ -62,9 +63,9 @@ def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
         def collect(self, ctx):
             return [Sample(FLAKY, float("nan")), Sample(FLAKY, 1.0, {"bogus": "x"}), Sample(FLAKY, 0.5)]
 
-    monkeypatch.setitem(collectors.COLLECTORS, "broken", Broken)
-    monkeypatch.setitem(collectors.COLLECTORS, "malformed", Malformed)
-    cfg = config.load(str(write_config(tmp_path)))
+    monkeypatch.setitem(collectors.REGISTRY.classes, "broken", Broken)
+    monkeypatch.setitem(collectors.REGISTRY.classes, "malformed", Malformed)
+    cfg = catalog.load_config(str(write_config(tmp_path)))
     daemon = Daemon(cfg)
     try:
         daemon.tick(now=1_767_225_600)

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import urllib.request
 
+from ishowd.catalog import registry
 from ishowd.exporter import render
 from ishowd.store.reader import Latest
 
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 def test_render_escapes_labels_and_declares_types():
     text = render([Latest("disk_free_bytes", {"path": 'we"ird\\path\nx'}, 0, 5e9),
-                   Latest("memory_total_bytes", {}, 0, 34359738368.0)])
+                   Latest("memory_total_bytes", {}, 0, 34359738368.0)], registry())
     assert '# TYPE disk_free_bytes gauge' in text
     assert 'disk_free_bytes{path="we\\"ird\\\\path\\nx"} 5000000000' in text
     assert "memory_total_bytes 34359738368\n" in text

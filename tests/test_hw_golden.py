@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import entry_point, run, write_config
+from ishowd.catalog import registry
 from hw_helpers import BOARDS, HARDWARE, board_root
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -20,9 +21,7 @@ HARDWARE_GROUPS = {"gpu", "thermal", "power", "fan", "clocks"}
 
 
 def normalise(status: dict) -> dict:
-    from ishowd.collectors import load_all
-    from ishowd.metrics import REGISTRY
-    load_all()
+    REGISTRY = registry()
     metrics = []
     for m in status["metrics"]:
         meta = REGISTRY.get(m["name"])

@@ -89,10 +89,10 @@ def cfg(tmp_path):
 
 
 def with_nvml(cfg, value="auto"):
-    from ishowd import config as config_mod
+    from ishowd import catalog
     text = f'[host]\nsysfs_root = "{cfg.host.sysfs_root}"\nprocfs_root = "{cfg.host.procfs_root}"\n' \
            f'[gpu]\nnvml = "{value}"\n'
-    return config_mod.loads(text, "<test>")
+    return catalog.loads_config(text, "<test>")
 
 
 def setup_with(monkeypatch, cfg, module):
@@ -203,7 +203,7 @@ def test_steps_aside_on_a_jetson_unless_asked(monkeypatch):
 def test_daemon_never_imports_heavy_modules():
     """Importing every collector must not pull torch/numpy/matplotlib into the daemon."""
     import subprocess
-    code = ("import sys; from ishowd.collectors import load_all; load_all(); "
+    code = ("import sys; from ishowd.catalog import collectors; collectors(); "
             "bad=[m for m in ('torch','numpy','matplotlib','pynvml','jtop') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

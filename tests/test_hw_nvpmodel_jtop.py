@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from ishowd import catalog
 from ishowd import config as config_mod
 from ishowd.collectors import nvpmodel as nvp_mod
 from hw_helpers import board_config, board_root, make, readings, tick
@@ -36,7 +37,7 @@ def script(tmp_path, body: str):
 def cfg_with(tmp_path, path, extra=""):
     (tmp_path / "sys").mkdir(exist_ok=True)
     (tmp_path / "proc").mkdir(exist_ok=True)
-    return config_mod.loads(f'[host]\nsysfs_root = "{tmp_path}/sys"\nprocfs_root = "{tmp_path}/proc"\n'
+    return catalog.loads_config(f'[host]\nsysfs_root = "{tmp_path}/sys"\nprocfs_root = "{tmp_path}/proc"\n'
                             f'[gpu]\nnvpmodel_path = "{path}"\n{extra}', "<test>")
 
 
@@ -143,7 +144,7 @@ def sock(tmp_path):
 def jtop_cfg(tmp_path, sock, mode="auto"):
     (tmp_path / "sys").mkdir(exist_ok=True)
     (tmp_path / "proc").mkdir(exist_ok=True)
-    return config_mod.loads(f'[host]\nsysfs_root = "{tmp_path}/sys"\nprocfs_root = "{tmp_path}/proc"\n'
+    return catalog.loads_config(f'[host]\nsysfs_root = "{tmp_path}/sys"\nprocfs_root = "{tmp_path}/proc"\n'
                             f'[gpu]\njtop = "{mode}"\njtop_socket = "{sock}"\n', "<test>")
 
 

@@ -16,20 +16,16 @@ import logging
 import socket
 from typing import Optional
 
-from ..metrics import parse_labels_key
+from ..metrics import labels_text as _labels_text, parse_labels_key
+from ..settings import stale_window
 from ..store import codec, sql
+from ..timefmt import iso, to_us
 from .engine import AlertState, Change, Engine
 from .hooks import HookRunner, RunResult
 from .rules import Hook, hooks_of, number, rules_of
-from .state import iso, to_us
 
 log = logging.getLogger("ishowd.alerts")
 HOUR = 3600
-
-
-def stale_after(config) -> float:
-    """A latest value older than this is absent (a sensor that went away, a stopped daemon)."""
-    return max(3 * config.sampling.interval, 90.0)
 
 
 class Evaluator:
@@ -38,7 +34,7 @@ class Evaluator:
         self.store = store
         self.rules = rules_of(config)
         self.hooks = hooks_of(config, {r.name for r in self.rules})
-        self.stale = stale_after(config)
+        self.stale = stale_window(config)  # a latest value older than this is absent
         self.engine = Engine(self.rules, self.stale)
         self.host = host or socket.gethostname()
         a = config.alerts
@@ -216,6 +212,3 @@ class Evaluator:
             pass
         self.runner.close(wait)
 
-
-def _labels_text(labels: dict) -> str:
-    return "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else ""

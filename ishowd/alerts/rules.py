@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..config import CROSS_CHECKS, ConfigError, Key, parse_duration, section, table_array
+from ..config import BUILTIN, ConfigError, Key, defaults_text, format_duration, loads, parse_duration
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -50,7 +50,7 @@ def _severity_list(value) -> Optional[str]:
     return f"a list of severities ({', '.join(SEVERITIES)})" if bad else None
 
 
-section("alerts", {
+KEYS = {"alerts": {
     "hook_workers": Key("int", 2, "how many hook commands may run at once", min=1),
     "hook_queue": Key("int", 100, "hook runs that may wait for a worker; beyond this a run is dropped "
                       "(and recorded as dropped)", min=1),
@@ -61,9 +61,9 @@ section("alerts", {
     "hook_output_lines": Key("int", 20, "how many first lines of a hook's output are recorded", min=0),
     "check_stale_intervals": Key("int", 3, "`ishowctl check` says UNKNOWN when the daemon has not "
                                  "written for this many sampling intervals", min=1),
-})
+}}
 
-table_array("alerts.rules", {
+TABLES = {"alerts.rules": {
     "name": Key("str", None, "the rule's name, unique (shown in status, alerts, check, hooks)", required=True),
     "metric": Key("str", None, "the metric judged (see the metric table)", required=True),
     "labels": Key("table", None, "only series with these label values", check=_string_table),
@@ -74,16 +74,16 @@ table_array("alerts.rules", {
     "aggregate": Key("str", None, "the statistic over the window", choices=AGGREGATES),
     "severity": Key("str", None, "info, warning or critical (default warning)", choices=SEVERITIES),
     "summary": Key("str", None, "a sentence for people: shown in status, given to hooks"),
-})
+},
 
-table_array("alerts.hooks", {
+"alerts.hooks": {
     "name": Key("str", None, "a name for the hook in `ishowctl alerts --all` (default: the command's file name)"),
     "command": Key("argv", None, "argv of the command (never run through a shell)", required=True),
     "timeout": Key("duration", None, "kill the hook's whole process group after this (default 10s)", min=0.001),
     "retries": Key("int", None, "how often a failed run is retried (default 2)", min=0),
     "rules": Key("strlist", None, "only alerts of these rules (default: all)"),
     "severities": Key("strlist", None, "only alerts of these severities (default: all)", check=_severity_list),
-})
+}}
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,6 @@ class Rule:
 
     def describe(self) -> str:
         """``mean(tts_rtf{source=api}[1h]) > 0.35 for 5m``"""
-        from ..config import format_duration
         sel = self.metric + ("{" + ",".join(f"{k}={v}" for k, v in self.labels.items()) + "}" if self.labels else "")
         if self.window:
             sel = f"{self.aggregate}({sel}[{format_duration(self.window)}])"
@@ -168,18 +167,15 @@ def _rule_from(sec, source: str, registry: dict) -> Rule:
                 window=window, aggregate=aggregate, summary=sec["summary"] or "", kind=metric.kind)
 
 
-def _default_rule_sections():
-    from ..config import _defaults_text, loads
-    return loads(_defaults_text(), "<built-in defaults>").array("alerts.rules")
+def _default_rule_sections(schema):
+    return loads(defaults_text(), BUILTIN, schema).array("alerts.rules")
 
 
 def rules_of(cfg) -> list[Rule]:
     """The rules in force: validated (``ConfigError`` naming the rule on any problem)."""
-    from ..metrics import REGISTRY, load_declarations
-    load_declarations()
     out, seen = [], set()
     for sec in cfg.array("alerts.rules"):
-        rule = _rule_from(sec, cfg.source, REGISTRY)
+        rule = _rule_from(sec, cfg.source, cfg.metrics)
         if rule.name in seen:
             raise ConfigError(cfg.source, f"[[alerts.rules]] {rule.name}: name", "unique rule names",
                               detail=f"a second rule is named {rule.name!r}")
@@ -212,10 +208,10 @@ def hooks_of(cfg, rule_names: Optional[set] = None) -> list[Hook]:
 
 def _check(cfg) -> None:
     """CROSS_CHECK: fill in the default rules when the file has none, then validate everything."""
-    if "alerts.rules" not in cfg.arrays and cfg.source != "<built-in defaults>":
-        cfg.arrays["alerts.rules"] = _default_rule_sections()
+    if "alerts.rules" not in cfg.arrays and cfg.source != BUILTIN:
+        cfg.arrays["alerts.rules"] = _default_rule_sections(cfg.schema)
     rules = rules_of(cfg)
     hooks_of(cfg, {r.name for r in rules})
 
 
-CROSS_CHECKS.append(_check)
+CHECKS = (_check,)

@@ -6,25 +6,15 @@ yet upgraded) reads as "no alerts".
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Optional
 
+from ..metrics import parse_labels_key as _labels
 from ..store import sql
-
-
-def to_us(ts: Optional[float]) -> Optional[int]:
-    return None if ts is None else int(round(ts * 1_000_000))
-
-
-def iso(ts: Optional[float]) -> Optional[str]:
-    """ISO 8601 with an offset (UTC), to the second unless it has a fraction."""
-    if ts is None:
-        return None
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return dt.isoformat(timespec="microseconds" if ts % 1 else "seconds")
+from ..timefmt import iso
+from ..units import finite as _finite
+from .rules import SEVERITY_RANK
 
 
 @dataclass
@@ -69,19 +59,6 @@ class Event:
                 "since": iso(self.since), "summary": self.summary, "hooks": self.hooks}
 
 
-def _finite(v):
-    if v is None or v != v or v in (float("inf"), float("-inf")):
-        return None
-    return v
-
-
-def _labels(text: str) -> dict:
-    return json.loads(text) if text else {}
-
-
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-
-
 def active(conn: sqlite3.Connection, *, pending: bool = False) -> list[ActiveAlert]:
     """Firing alerts (and pending ones when asked), most severe first, then oldest first."""
     try:
@@ -91,7 +68,7 @@ def active(conn: sqlite3.Connection, *, pending: bool = False) -> list[ActiveAle
     out = [ActiveAlert(r[0], _labels(r[1]), r[2], r[3], r[4], r[5] / 1e6,
                        None if r[6] is None else r[6] / 1e6, r[7], r[8])
            for r in rows if pending or r[3] == "firing"]
-    out.sort(key=lambda a: (a.state != "firing", SEVERITY_ORDER.get(a.severity, 9), a.since, a.rule,
+    out.sort(key=lambda a: (a.state != "firing", -SEVERITY_RANK.get(a.severity, -9), a.since, a.rule,
                             sorted(a.labels.items())))
     return out
 

@@ -45,7 +45,7 @@ from typing import Optional
 
 from ..metrics import Sample, labels_key, parse_labels_key
 from ..store import sql
-from ..tasks.log_ingest import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
+from ..specs.backend import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import logformat as lf, scanworker
 from .scanworker import COLUMN
 

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from ..store import sql
+from ..timefmt import iso
 
 WEEK = 7 * 86400
 MONDAY0 = 4 * 86400          # 1970-01-05, the first Monday after the epoch
@@ -115,7 +116,6 @@ class Week:
                 "p95": quantile(v, 0.95), "max": v[-1] if v else None}
 
     def as_json(self) -> dict:
-        from ..cli.output import iso
         return {"week": iso_week(self.start), "start": iso(self.start), **self.stats(),
                 "regression": self.regression, "reason": self.reason, "complete": self.complete,
                 "first_after_start": self.first_after_start,

@@ -1,41 +1,46 @@
 """``ishowctl``: the operators' command line, a thin layer over the library.
 
-Each command lives in a module of this package and attaches itself to
-``cli``; ``main()`` turns configuration and store errors into clean
-messages and exit codes (78 for configuration, see docs/interface.md).
-Modules here keep heavy imports inside the commands that need them.
+Each command lives in a module of this package and is imported only when it
+is run (``COMMANDS``), so ``ishowctl status`` pays for nothing but itself;
+``main()`` turns the library's operator-facing errors into one line and an
+exit code (``ishowd.errors``: 78 for configuration). Modules here keep heavy
+imports inside the commands that need them.
 """
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
 
 import click
 
-from ..config import EX_CONFIG, ConfigError
+from .app import AppContext
+
+# command name -> (module of this package, attribute)
+COMMANDS = {
+    "alerts": ("alerts", "alerts"),
+    "check": ("alerts", "check"),
+    "db": ("db", "db"),
+    "history": ("history", "history"),
+    "rtf": ("rtf", "rtf"),
+    "status": ("status", "status"),
+}
 
 
-class AppContext:
-    """What every command gets: the config path given, loaded on first use."""
+class LazyGroup(click.Group):
+    """A group whose commands are imported when asked for (click's documented lazy-loading pattern)."""
 
-    def __init__(self, config_path: str | None):
-        self.config_path = config_path
-        self._config = None
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
 
-    @property
-    def config(self):
-        if self._config is None:
-            from ..config import load
-            self._config = load(self.config_path)
-        return self._config
-
-    def reader(self):
-        from ..store.reader import open_reader
-        return open_reader(self.config)
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        where = COMMANDS.get(name)
+        if where is None:
+            return None
+        module = importlib.import_module(f"{__name__}.{where[0]}")
+        return getattr(module, where[1])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar=None,
               help="Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults).")
 @click.version_option(package_name="ishowd")
@@ -45,15 +50,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = AppContext(config_path)
 
 
-pass_app = click.make_pass_decorator(AppContext)
-
-for _info in pkgutil.iter_modules(__path__):
-    if not _info.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_info.name}")
-
-
 def main(argv: list[str] | None = None) -> None:
-    from ..store.errors import StoreError
+    from ..errors import exit_for
     try:
         cli.main(args=argv, prog_name="ishowctl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -62,15 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ConfigError as exc:
-        click.echo(f"ishowctl: configuration error: {exc}", err=True)
-        sys.exit(EX_CONFIG)
-    except StoreError as exc:
-        click.echo(f"ishowctl: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except BrokenPipeError:  # `ishowctl history ... | head`
         sys.stderr.close()
         sys.exit(0)
     except SystemExit:
         raise
+    except Exception as exc:
+        mapped = exit_for(exc)
+        if mapped is None:
+            raise
+        code, message = mapped
+        click.echo(f"ishowctl: {message}", err=True)
+        sys.exit(code)
     sys.exit(0)

@@ -10,28 +10,26 @@ import time
 
 import click
 
-from . import cli, pass_app
-from .output import Column, emit, local_time, output_options
-from .status import StatusView, provider
+from typing import TYPE_CHECKING
+
+from ..alerts.rules import SEVERITY_RANK
+from ..config import format_duration
+from ..metrics import labels_text as _labels_text
+from ..timefmt import local_time
+from ..units import humanize
+from .app import pass_app
+from .output import Column, emit, output_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .status import StatusView
 
 NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
-def _labels_text(labels: dict) -> str:
-    return "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else ""
-
-
-def _unit(alert_or_rule_metric: str, aggregate: str | None = None) -> str:
-    from ..metrics import REGISTRY
-    if aggregate == "count":
-        return "count"
-    m = REGISTRY.get(alert_or_rule_metric)
-    return m.unit if m else "ratio"
-
-
-def _human(value, metric: str, aggregate: str | None = None) -> str:
-    from ..metrics import humanize
-    return humanize(value, _unit(metric, aggregate))
+def _human(config, value, metric: str, aggregate: str | None = None) -> str:
+    """A rule's value as people read it: the metric's unit, or a count for ``aggregate = "count"``."""
+    m = config.metrics.get(metric)
+    return humanize(value, "count" if aggregate == "count" else m.unit if m else "ratio")
 
 
 def _rules(config) -> dict:
@@ -41,7 +39,6 @@ def _rules(config) -> dict:
 
 def _selector(alert, rule) -> str:
     """``gpu_temperature_celsius{gpu=gpu0}`` or ``mean(tts_rtf{...}[1h])`` for a windowed rule."""
-    from ..config import format_duration
     sel = alert.metric + _labels_text(alert.labels)
     if rule is not None and rule.window:
         sel = f"{rule.aggregate}({sel}[{format_duration(rule.window)}])"
@@ -58,7 +55,7 @@ def _val(v) -> str:
 
 # --- ishowctl alerts -------------------------------------------------------------------
 
-@cli.command()
+@click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also the history: every firing and resolving, with hook runs.")
 @click.option("--limit", default=50, show_default=True, metavar="N",
               help="With --all: the newest N events (0: all of them).")
@@ -89,7 +86,7 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
         return
     rows = [{"rule": a.rule + _labels_text(a.labels), "severity": a.severity, "state": a.state,
              "since": local_time(a.since),
-             "value": _human(a.value, a.metric, getattr(rules.get(a.rule), "aggregate", None)),
+             "value": _human(config, a.value, a.metric, getattr(rules.get(a.rule), "aggregate", None)),
              "summary": a.summary} for a in active]
     emit(rows, [Column("rule", "RULE"), Column("severity", "SEVERITY"), Column("state", "STATE"),
                 Column("since", "SINCE"), Column("value", "VALUE"), Column("summary", "SUMMARY")],
@@ -102,7 +99,7 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
         hooks = "; ".join(_hooks_text(e.hooks)) or "-"
         hist.append({"ts": local_time(e.ts), "rule": e.rule + _labels_text(e.labels), "state": e.state,
                      "severity": e.severity,
-                     "value": _human(e.value, e.metric, getattr(rules.get(e.rule), "aggregate", None)),
+                     "value": _human(config, e.value, e.metric, getattr(rules.get(e.rule), "aggregate", None)),
                      "hooks": hooks})
     emit(hist, [Column("ts", "TIME"), Column("rule", "RULE"), Column("state", "EVENT"),
                 Column("severity", "SEVERITY"), Column("value", "VALUE"), Column("hooks", "HOOKS")],
@@ -157,7 +154,6 @@ def _perf_thresholds(rules, metric: str) -> tuple[str, str]:
 def check_line(config, reader, now: float) -> tuple[int, str]:
     """The Nagios plugin line and exit status."""
     from ..alerts import state
-    from ..metrics import REGISTRY
 
     last = reader.last_ts()
     interval = config.sampling.interval
@@ -171,7 +167,7 @@ def check_line(config, reader, now: float) -> tuple[int, str]:
     rules_by_name = _rules(config)
     rules = list(rules_by_name.values())
     firing = state.active(reader.conn)
-    worst = max((SEVERITY_STATUS[a.severity] for a in firing), default=0)
+    worst = max((SEVERITY_RANK[a.severity] for a in firing), default=0)
     parts = [f"{a.rule}: {_selector(a, rules_by_name.get(a.rule))}={_val(a.value)}" for a in firing]
     if parts:
         text = ", ".join(parts)
@@ -191,17 +187,15 @@ def check_line(config, reader, now: float) -> tuple[int, str]:
             if not any(r.metric == row.name and r.matches(row.labels) and not r.window for r in rules):
                 continue
             label = row.name + (f"[{','.join(row.labels.values())}]" if row.labels else "")
-            m = REGISTRY.get(row.name)
+            m = config.metrics.get(row.name)
             uom = "c" if m is not None and m.kind == "counter" else PERF_UOM.get(m.unit if m else "", "")
             warn, crit = _perf_thresholds(rules, row.name)
             perf.append(f"{_perf_label(label)}={_val(row.value).removesuffix('.0')}{uom};{warn};{crit}".rstrip(";"))
     return worst, f"ISHOWD {NAGIOS[worst]} - {text} | {' '.join(perf)}"
 
 
-SEVERITY_STATUS = {"info": 0, "warning": 1, "critical": 2}
 
-
-@cli.command()
+@click.command()
 @pass_app
 def check(app) -> None:
     """One line in the Nagios plugin format; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
@@ -241,8 +235,7 @@ def check(app) -> None:
 
 # --- ishowctl status ----------------------------------------------------------------------
 
-@provider
-def _status_alerts(view: StatusView) -> None:
+def status_alerts(view: "StatusView") -> None:
     from ..alerts import state
     from ..config import ConfigError
 
@@ -256,7 +249,7 @@ def _status_alerts(view: StatusView) -> None:
     lines = []
     for a in firing:
         rule = rules.get(a.rule)
-        value = _human(a.value, a.metric, rule.aggregate if rule else None)
+        value = _human(view.config, a.value, a.metric, rule.aggregate if rule else None)
         line = (f"{a.severity.upper():8} {a.rule}{_labels_text(a.labels)} since {local_time(a.since)}: "
                 f"{a.summary or (rule.describe() if rule else a.metric)} ({value})")
         if a.severity == "critical":

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from . import cli, pass_app
+from .app import pass_app
 
 
-@cli.group()
+@click.group()
 def db() -> None:
     """The store's schema (migrations)."""
 

@@ -5,8 +5,10 @@ import time
 
 import click
 
-from . import cli, pass_app
-from .output import Column, emit, finite, iso, local_time, output_options
+from ..timefmt import iso, local_time
+from ..units import finite, humanize
+from .app import pass_app
+from .output import Column, emit, output_options
 
 
 def parse_when(text: str, now: float) -> int:
@@ -40,7 +42,7 @@ def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@cli.command()
+@click.command()
 @click.argument("metric")
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Only series with this label (repeatable).")
 @click.option("--since", default="24h", show_default=True, help="Start: a duration ago, or an ISO time.")
@@ -57,7 +59,6 @@ def history(app, metric, labels, since, until, step, as_json, as_csv) -> None:
     days by default), other steps from raw samples (14 days).
     """
     from ..config import parse_duration
-    from ..metrics import humanize, load_declarations
 
     now = time.time()
     try:
@@ -69,7 +70,7 @@ def history(app, metric, labels, since, until, step, as_json, as_csv) -> None:
     start, end = parse_when(since, now), parse_when(until, now)
     if end <= start:
         raise click.BadParameter("--until must be after --since")
-    registry = load_declarations()
+    registry = app.registry
     spec = registry.get(metric)
     reader = app.reader()
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 import click
+
+from ..timefmt import iso, local_time  # noqa: F401  (the commands' formats, in one place)
+from ..units import finite  # noqa: F401
 
 
 def output_options(csv_ok: bool = True) -> Callable:
@@ -18,21 +20,6 @@ def output_options(csv_ok: bool = True) -> Callable:
         f = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
         return f
     return decorate
-
-
-def iso(ts: float | None) -> str | None:
-    """Timestamps in JSON/CSV: ISO 8601 with an offset (UTC)."""
-    if ts is None:
-        return None
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return dt.isoformat(timespec="microseconds" if ts % 1 else "seconds")
-
-
-def local_time(ts: float | None) -> str:
-    """Timestamps in tables: the operator's local time, to the second."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 class Column:
@@ -85,9 +72,3 @@ def _csv_cell(v: Any) -> Any:
 def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
-
-def finite(v: float | None) -> float | None:
-    """JSON has no NaN/inf: such values become null."""
-    if v is None or v != v or v in (float("inf"), float("-inf")):
-        return None
-    return v

@@ -10,9 +10,10 @@ import time
 
 import click
 
-from . import cli, pass_app
-from .output import Column, emit, finite, iso, local_time, output_options
-from .status import provider
+from ..timefmt import iso, local_time
+from ..units import finite
+from .app import pass_app
+from .output import Column, emit, output_options
 
 
 def _open(app):
@@ -25,7 +26,7 @@ def _fail_no_records(exc) -> None:
     sys.exit(1)
 
 
-@cli.group()
+@click.group()
 def rtf() -> None:
     """Per-request real-time factor (RTF) from the backend log: list, weekly report, plot."""
 
@@ -186,7 +187,6 @@ def rtf_plot(app, weeks, output) -> None:
     click.echo(output)
 
 
-@provider
 def rtf_status(view) -> None:
     """The last hour's RTF in ``status``."""
     from ..backend.report import NoRecords, summary

@@ -1,8 +1,8 @@
 """``ishowctl status``: the latest reading of every metric, grouped by source.
 
-Other parts add to the view through ``@provider`` (the GPU lock line, the
-RTF summary, active alerts): a provider gets the ``StatusView`` and fills in
-its JSON key and its lines of text.
+Other parts add to the view (the GPU lock line, the RTF summary, active
+alerts): a provider gets the ``StatusView`` and fills in its JSON key and
+its lines of text. ``providers()`` lists them, in the order they are shown.
 """
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from typing import Callable
 
 import click
 
-from . import cli, pass_app
-from .output import finite, iso
+from ..metrics import labels_text
+from ..settings import stale_window
+from ..timefmt import iso
+from ..units import finite, humanize
+from .app import pass_app
 
 
 @dataclass
@@ -28,35 +31,28 @@ class StatusView:
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
-PROVIDERS: list[Callable[[StatusView], None]] = []
-
-
-def provider(fn: Callable[[StatusView], None]) -> Callable[[StatusView], None]:
-    PROVIDERS.append(fn)
-    return fn
+def providers() -> tuple[Callable[[StatusView], None], ...]:
+    """What adds to the view, in order: the GPU lock, the last hour's RTF, the alerts."""
+    from .alerts import status_alerts
+    from .rtf import rtf_status
+    from .status_hardware import gpu_lock
+    return (gpu_lock, rtf_status, status_alerts)
 
 
 GROUP_ORDER = ["gpu", "thermal", "power", "fan", "host", "backend", "rtf", "daemon"]
 
 
-def stale_window(config) -> int:
-    """How old a series' newest sample may be and still count as a current reading."""
-    return int(max(3 * config.sampling.interval, 90))
-
-
 def build(config, reader, now: float) -> StatusView:
-    from ..metrics import load_declarations
     from ..paths import store_path
 
-    REGISTRY = load_declarations()
-
+    registry = config.metrics
     last = reader.last_ts()
     latest = reader.latest(last - stale_window(config)) if last is not None else []
     interval = config.sampling.interval
     age = None if last is None else max(0.0, now - last)
     metrics = []
     for row in latest:
-        m = REGISTRY.get(row.name)
+        m = registry.get(row.name)
         metrics.append({"name": row.name, "labels": row.labels, "value": finite(row.value),
                         "unit": m.unit if m else None, "ts": iso(row.ts)})
     data = {
@@ -70,22 +66,15 @@ def build(config, reader, now: float) -> StatusView:
         "rtf": {"count": 0, "mean": None, "p95": None},
     }
     view = StatusView(config, reader, now, data, latest)
-    for fn in PROVIDERS:
+    for fn in providers():
         fn(view)
     return view
-
-
-def _label_text(labels: dict) -> str:
-    return "{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else ""
 
 
 def render(view: StatusView) -> str:
     from tabulate import tabulate
 
-    from ..metrics import humanize, load_declarations
-
-    REGISTRY = load_declarations()
-
+    registry = view.config.metrics
     d = view.data["daemon"]
     out = []
     if d["last_sample"] is None:
@@ -101,13 +90,13 @@ def render(view: StatusView) -> str:
     groups: dict[str, list] = {}
     collectors = []
     for row in view.latest:
-        m = REGISTRY.get(row.name)
+        m = registry.get(row.name)
         group = m.group if m else "other"
         if group == "daemon":
             collectors.append(row)
             continue
         groups.setdefault(group, []).append(
-            [row.name + _label_text(row.labels), humanize(row.value, m.unit if m else "ratio")])
+            [row.name + labels_text(row.labels), humanize(row.value, m.unit if m else "ratio")])
     for group in sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
         out.append("")
         out.append(group.upper())
@@ -133,7 +122,7 @@ def render(view: StatusView) -> str:
     return "\n".join(out)
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the contract's shape).")
 @pass_app
 def status(app, as_json: bool) -> None:

@@ -1,16 +1,17 @@
 """Collectors: one module per source, each registering itself.
 
-A collector declares its metrics up front (``ishowd.metrics.declare``) and,
-on each tick it is due, returns samples. A collector that raises loses its
-own metrics for that tick, never the tick. Adding a source is adding a module
-to this package: ``load_all()`` imports every module in it.
+A collector names its metrics up front (``metrics``, declared as data in
+``ishowd/specs/``) and, on each tick it is due, returns samples. A collector
+that raises loses its own metrics for that tick, never the tick. Adding a
+source is adding a module here, its spec in ``ishowd/specs/``, and a line in
+``ishowd/catalog.py``, the one place that imports collector modules.
 
 The interface, small on purpose::
 
     @register
     class ThermalCollector(Collector):
         name = "thermal"
-        metrics = (TEMPERATURE, GPU_TEMPERATURE)
+        metrics = (TEMPERATURE, GPU_TEMP)
 
         def collect(self, ctx):            # -> iterable of Sample
             ...
@@ -22,10 +23,10 @@ collector is then skipped quietly and says so once in the log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable
 
 from ..metrics import Metric, Sample
-from ..plugins import Registry
+from ..parts import Part, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
@@ -38,9 +39,8 @@ class TickContext:
     config: "Config"
 
 
-class Collector:
-    #: short stable name, used as the ``collector`` label of the daemon's own metrics
-    name: str = ""
+class Collector(Part):
+    kind = "collector"
     #: every metric this collector can emit
     metrics: tuple[Metric, ...] = ()
     #: run every N ticks (1 = each tick); for sources that are costly to read
@@ -49,27 +49,9 @@ class Collector:
     def __init__(self, config: "Config"):
         self.config = config
 
-    def setup(self) -> Optional[str]:
-        """Prepare (discover paths, open handles). Return a reason to be skipped, or None."""
-        return None
-
     def collect(self, ctx: TickContext) -> Iterable[Sample]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
 
-
-_REGISTRY: Registry["Collector"] = Registry(__name__, "collector")
-COLLECTORS = _REGISTRY.classes
-register = _REGISTRY.register
-load_all = _REGISTRY.load_all
-
-
-# The daemon's own cost and health, one series per collector and tick.
-from ..metrics import declare  # noqa: E402
-
-COLLECTOR_DURATION = declare("ishowd_collector_duration_seconds", "seconds",
-                             "Wall time the collector took this tick.", ("collector",), group="daemon")
-COLLECTOR_SUCCESS = declare("ishowd_collector_success", "boolean",
-                            "1 when the collector ran without error this tick, else 0.", ("collector",), group="daemon")
+REGISTRY: Registry["Collector"] = Registry("collector")
+register = REGISTRY.register

@@ -1,8 +1,6 @@
-"""What every GPU collector shares: the GPU metrics, the ``[gpu]`` config section,
-and the discovery of a Jetson's GPU through devfreq.
+"""What every GPU collector shares: the discovery of a Jetson's GPU through devfreq.
 
-The GPU metrics are declared once here because several sources emit them
-(Jetson sysfs, the Jetson thermal zone and meminfo, NVML). On any host the
+The GPU metrics and the ``[gpu]`` keys are in ``ishowd/specs/gpu.py``. On any host the
 ``gpu`` label is stable across ticks and reboots:
 
 * Jetson: the devfreq device name (``17000000.gpu`` on JetPack 6,
@@ -17,49 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import Key, section
-from ..metrics import declare
 from ..paths import sys_path
 from ._sysfs import listdir, try_str
-
-GPU_UTIL = declare("gpu_utilization_percent", "percent",
-                   "GPU busy time (Jetson: devfreq load, per-mille / 10; NVML: utilization.gpu).",
-                   ("gpu",), group="gpu")
-GPU_FREQ = declare("gpu_frequency_hz", "hertz", "Current GPU (graphics) clock.", ("gpu",), group="gpu")
-GPU_FREQ_MAX = declare("gpu_frequency_max_hz", "hertz",
-                       "The GPU's true maximum clock (Jetson: the highest available_frequencies entry; "
-                       "NVML: max graphics clock), not the current nvpmodel cap.", ("gpu",), group="gpu")
-GPU_FREQ_CAP = declare("gpu_frequency_cap_hz", "hertz",
-                       "Jetson devfreq max_freq: the highest clock the governor may use now "
-                       "(nvpmodel lowers it in non-MAXN modes).", ("gpu",), group="gpu")
-GPU_FREQ_FLOOR = declare("gpu_frequency_floor_hz", "hertz",
-                         "Jetson devfreq min_freq: the lowest clock the governor may use "
-                         "(jetson_clocks raises it to the cap).", ("gpu",), group="gpu")
-GPU_LOCKED = declare("gpu_frequency_locked", "boolean",
-                     "1 when the GPU clock is held at its true maximum, else 0 "
-                     "(Jetson: min_freq == max_freq == max(available_frequencies); "
-                     "NVML: graphics clock == max graphics clock this tick).", ("gpu",), group="gpu")
-GPU_MEM_USED = declare("gpu_memory_used_bytes", "bytes",
-                       "GPU memory in use (Jetson: NvMapMemUsed, the shared memory nvmap handed out; NVML: used).",
-                       ("gpu",), group="gpu")
-GPU_MEM_TOTAL = declare("gpu_memory_total_bytes", "bytes",
-                        "GPU memory (Jetson: MemTotal, as the GPU shares system memory; NVML: total).",
-                        ("gpu",), group="gpu")
-GPU_TEMP = declare("gpu_temperature_celsius", "celsius",
-                   "GPU temperature (Jetson: the gpu-thermal / GPU-therm zone; NVML: GPU core sensor).",
-                   ("gpu",), group="gpu")
-
-section("gpu", {
-    "nvml": Key("str", "auto", 'read desktop/server NVIDIA GPUs through NVML (pip install "ishowd[nvml]"): '
-                '"auto" skips NVML on a Jetson, whose GPU is read from sysfs; "on" always tries; "off" never',
-                choices=("auto", "on", "off")),
-    "nvpmodel_path": Key("path", "", 'the nvpmodel command; "" searches $PATH, /usr/sbin and /usr/bin'),
-    "nvpmodel_interval": Key("duration", "1h", "how often `nvpmodel -q` is run again (it is a subprocess)", min=60),
-    "nvpmodel_timeout": Key("duration", "5s", "how long `nvpmodel -q` may take", min=0.1),
-    "jtop": Key("str", "auto", 'use jetson-stats (AGPL-3.0, pip install "ishowd[jtop]") where jtop.service runs: '
-                '"auto" or "off"', choices=("auto", "off")),
-    "jtop_socket": Key("path", "/run/jtop.sock", "the socket jtop.service listens on; jtop is used only when it exists"),
-})
 
 # Device-tree node names of Jetson GPUs (jetson-stats matches the same, and any name containing "gpu").
 GPU_NODE_NAMES = frozenset({"gv11b", "gp10b", "ga10b", "gb10b", "gpu"})

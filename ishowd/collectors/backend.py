@@ -23,32 +23,11 @@ import threading
 import time
 from typing import Iterable, Optional
 
-from ..config import Key, section
-from ..metrics import Sample, declare
+from ..metrics import Sample
+from ..specs.backend import BACKEND_RSS, BACKEND_UP
 from . import Collector, TickContext, register
 
 
-def _check_url(url: str) -> Optional[str]:
-    if not url.startswith(("http://", "https://")):
-        return "an http:// or https:// URL such as http://127.0.0.1:27121"
-    return None
-
-
-section("backend", {
-    "url": Key("str", "http://127.0.0.1:27121", "the backend's base URL (health probe, HTTP benchmark)",
-               check=_check_url),
-    "health_interval": Key("duration", "30s", "how often GET /api/health is probed (each probe adds two lines "
-                           "to the backend's log)", min=1),
-    "health_timeout": Key("duration", "2s", "the probe's timeout: slower counts as down", min=0.001),
-    "binary": Key("path", "/ssd/ishowtts/target/release/ishowtts-backend",
-                  "the backend executable: its process is found by this path (its /proc/PID/exe), never by a "
-                  "name substring, for backend_rss_bytes"),
-})
-
-BACKEND_UP = declare("backend_up", "boolean", "1 when GET /api/health answers {\"status\": \"ok\"} in time, else 0.",
-                     group="backend")
-BACKEND_RSS = declare("backend_rss_bytes", "bytes", "Resident memory of the backend process (VmRSS).",
-                      group="backend")
 RESCAN_SECONDS = 30.0   # a full /proc scan at most this often while the backend is not found
 
 

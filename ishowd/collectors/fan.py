@@ -18,13 +18,12 @@ import os
 import re
 from typing import Iterable
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
 from ..paths import sys_path
+from ..specs.fan import FAN_PERCENT, FAN_RPM
 from . import TickContext, register
 from ._sysfs import SysfsCollector, exists, listdir, try_str
 
-FAN_PERCENT = declare("fan_speed_percent", "percent", "Fan PWM duty cycle (pwm × 100 / 255).", ("fan",), group="fan")
-FAN_RPM = declare("fan_speed_rpm", "rpm", "Fan speed measured by a tachometer.", ("fan",), group="fan")
 
 _PWM = re.compile(r"^pwm(\d+)$")
 _FAN_INPUT = "fan{}_input"

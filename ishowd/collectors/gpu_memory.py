@@ -12,8 +12,9 @@ from typing import Iterable
 
 from ..metrics import Sample
 from ..paths import proc_path
+from ..specs.gpu import GPU_MEM_TOTAL, GPU_MEM_USED
 from . import Collector, TickContext, register
-from ._gpu import GPU_MEM_TOTAL, GPU_MEM_USED, jetson_gpu_label
+from ._gpu import jetson_gpu_label
 from ._sysfs import meminfo_kb, read_bytes
 
 

@@ -9,16 +9,9 @@ import os
 import warnings
 from typing import Iterable
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
+from ..specs.host import CPU, DISK_FREE, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
 from . import Collector, TickContext, register
-
-CPU = declare("cpu_utilization_percent", "percent", "CPU time in use across all cores since the last tick.")
-MEM_USED = declare("memory_used_bytes", "bytes", "Memory in use (total minus available).")
-MEM_AVAILABLE = declare("memory_available_bytes", "bytes", "Memory available to new processes without swapping.")
-MEM_TOTAL = declare("memory_total_bytes", "bytes", "Physical memory.")
-SWAP_USED = declare("swap_used_bytes", "bytes", "Swap in use.")
-DISK_FREE = declare("disk_free_bytes", "bytes", "Free space on the file system holding the path, for unprivileged users.",
-                    ("path",))
 
 
 def mount_point(path: str) -> str:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..metrics import Sample
+from ..specs.gpu import GPU_FREQ, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_FREQ_MAX, GPU_LOCKED, GPU_UTIL
 from . import TickContext, register
-from ._gpu import (GPU_FREQ, GPU_FREQ_CAP, GPU_FREQ_FLOOR, GPU_FREQ_MAX, GPU_LOCKED, GPU_UTIL,
-                   find_jetson_gpus)
+from ._gpu import find_jetson_gpus
 from ._sysfs import SysfsCollector, read_bytes
 
 

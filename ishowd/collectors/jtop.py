@@ -20,20 +20,11 @@ import logging
 import os
 from typing import Any, Iterable, Optional
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
+from ..specs.clocks import EMC_FREQ, EMC_FREQ_MAX, EMC_UTIL, JETSON_CLOCKS
 from . import Collector, TickContext, register
-from . import _gpu  # noqa: F401  (declares the [gpu] section)
 
 log = logging.getLogger(__name__)
-
-EMC_FREQ = declare("emc_frequency_hz", "hertz", "External memory controller clock (jetson-stats).", group="clocks")
-EMC_FREQ_MAX = declare("emc_frequency_max_hz", "hertz", "External memory controller maximum clock (jetson-stats).",
-                       group="clocks")
-EMC_UTIL = declare("emc_utilization_percent", "percent", "External memory controller load (jetson-stats).",
-                   group="clocks")
-JETSON_CLOCKS = declare("jetson_clocks_active", "boolean",
-                        "1 when jetson_clocks holds the clocks at maximum, as jetson-stats reports it.",
-                        group="clocks")
 
 
 @register

@@ -54,23 +54,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable, Optional
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
+from ..specs.fan import FAN_PERCENT
+from ..specs.gpu import (CLOCK_EVENT, GPU_FREQ, GPU_FREQ_MAX, GPU_LOCKED, GPU_MEM_TOTAL, GPU_MEM_USED, GPU_TEMP,
+                         GPU_UTIL, MEM_RESERVED)
+from ..specs.power import POWER
 from . import Collector, TickContext, register
-from ._gpu import (GPU_FREQ, GPU_FREQ_MAX, GPU_LOCKED, GPU_MEM_TOTAL, GPU_MEM_USED, GPU_TEMP, GPU_UTIL,
-                   find_jetson_gpus)
-from .fan import FAN_PERCENT
-from .power import POWER
+from ._gpu import find_jetson_gpus
 
 log = logging.getLogger(__name__)
 
-CLOCK_EVENT = declare("gpu_clock_event_reason", "boolean",
-                      "1 while this reason holds the GPU clock down (NVML clock event reasons: gpu_idle, "
-                      "sw_power_cap, hw_slowdown, sw_thermal_slowdown, hw_thermal_slowdown, ...), else 0.",
-                      ("gpu", "reason"), group="gpu")
-
-MEM_RESERVED = declare("gpu_memory_reserved_bytes", "bytes",
-                       "GPU memory the driver reserves for itself (NVML v2; not part of gpu_memory_used_bytes).",
-                       ("gpu",), group="gpu")
 
 # nvmlClocksEventReason* bits (nvml.h), as label values.
 CLOCK_EVENT_REASONS = (

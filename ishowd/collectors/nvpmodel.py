@@ -14,19 +14,16 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import time
 from typing import Iterable, Optional
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
+from ..process import run_command
+from ..specs.power import POWER_MODE
 from . import Collector, TickContext, register
-from . import _gpu  # noqa: F401  (declares the [gpu] section)
 
 log = logging.getLogger(__name__)
 
-POWER_MODE = declare("power_mode_id", "count",
-                     "The nvpmodel power mode id (label mode: its name, e.g. MAXN), from `nvpmodel -q`.",
-                     ("mode",), group="power")
 
 _MODE_LINE = re.compile(r"NV Power Mode:\s*(.+?)\s*$")
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -75,17 +72,15 @@ class NvpmodelCollector(Collector):
     def _refresh(self) -> None:
         self._next = time.monotonic() + self._interval
         self.runs += 1
-        try:
-            proc = subprocess.run([self._cmd, "-q"], capture_output=True, text=True, timeout=self._timeout,
-                                  stdin=subprocess.DEVNULL, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("nvpmodel -q failed: %s", exc)
+        # stdout alone: a warning on stderr must not land between the mode's two lines
+        res = run_command([self._cmd, "-q"], b"", None, self._timeout, kill_grace=1.0, stderr=False)
+        if res.status in ("error", "timeout"):
+            log.warning("nvpmodel -q failed: %s", res.output or f"no answer within {self._timeout:g}s")
             self._mode = None
             return
-        self._mode = parse_query(proc.stdout)
+        self._mode = parse_query(res.output)
         if self._mode is None:
-            log.warning("nvpmodel -q printed no power mode (exit %s): %s", proc.returncode,
-                        (proc.stderr or proc.stdout).strip()[:200])
+            log.warning("nvpmodel -q printed no power mode (exit %s): %s", res.exit_code, res.output.strip()[:200])
 
     @property
     def mode(self) -> Optional[tuple[str, int]]:

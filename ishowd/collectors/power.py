@@ -22,14 +22,12 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
 from ..paths import sys_path
+from ..specs.power import POWER
 from . import TickContext, register
 from ._sysfs import SysfsCollector, exists, listdir, try_str
 
-POWER = declare("power_watts", "watts",
-                "Power drawn on a rail: INA3221 bus voltage × current on Jetson (rail \"total\": the input rail), "
-                "board power through NVML.", ("rail",), group="power")
 
 TOTAL = "total"
 _HWMON_LABEL = re.compile(r"^in(\d+)_label$")

@@ -17,14 +17,14 @@ import os
 import re
 from typing import Iterable
 
-from ..metrics import Sample, declare
+from ..metrics import Sample
 from ..paths import sys_path
+from ..specs.gpu import GPU_TEMP
+from ..specs.thermal import TEMPERATURE
 from . import TickContext, register
-from ._gpu import GPU_TEMP, jetson_gpu_label
+from ._gpu import jetson_gpu_label
 from ._sysfs import SysfsCollector, exists, listdir, try_str
 
-TEMPERATURE = declare("temperature_celsius", "celsius", "Temperature of a thermal zone (label: the zone's type).",
-                      ("zone",), group="thermal")
 
 # Plausible die/board temperatures; outside this a sensor is absent or broken (-256 °C = offline).
 MIN_CELSIUS, MAX_CELSIUS = -55.0, 150.0

@@ -11,6 +11,12 @@ from pathlib import Path
 
 from .errors import SchemaTooNew, StoreError
 
+# Every page a commit dirties is written to the WAL and later to the file (the
+# Jetson's eMMC wears with each). A tick's row (~0.5 KB) dirties one 4 KiB page,
+# and sealed chunks (~0.4 KB each) pack well into them; 1 KiB pages halved the
+# bytes per tick but wasted a third of the chunk table in half-empty pages.
+PAGE_SIZE = 4096
+
 _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 
@@ -57,7 +63,6 @@ def check_version(conn: sqlite3.Connection, path: str) -> str | None:
 
 def _prepare_new(path: str) -> None:
     """Page size and WAL must be set before the first table exists."""
-    from .writer import PAGE_SIZE
     conn = sqlite3.connect(path)
     try:
         if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:

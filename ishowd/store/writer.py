@@ -28,14 +28,10 @@ from typing import Iterable, Iterator, Sequence
 
 from ..metrics import Sample, labels_key
 from . import codec, rollup, sql
+from .migrate import ensure_current
 
 HOUR = 3600
 DAY = 86400
-# Every page a commit dirties is written to the WAL and later to the file (the
-# Jetson's eMMC wears with each). A tick's row (~0.5 KB) dirties one 4 KiB page,
-# and sealed chunks (~0.4 KB each) pack well into them; 1 KiB pages halved the
-# bytes per tick but wasted a third of the chunk table in half-empty pages.
-PAGE_SIZE = 4096
 # A reader that holds a snapshot for minutes keeps the WAL from being reset;
 # once it lets go, the WAL is truncated back to this size after a checkpoint.
 WAL_SIZE_LIMIT = 1 << 20
@@ -82,8 +78,6 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, *, raw_retention: float = 14 * 86400,
                  minute_retention: float = 90 * 86400, hour_retention: float = math.inf):
-        from .migrate import ensure_current
-
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_writer(self.path)

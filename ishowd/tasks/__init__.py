@@ -1,8 +1,9 @@
 """Tasks: work the daemon schedules besides the sampling tick.
 
-Log ingestion, health probes, alert evaluation and maintenance jobs are
-tasks. Like collectors, each is a module in this package that registers
-itself; the daemon schedules every registered task that ``setup()`` accepts.
+Log ingestion, health probes and alert evaluation are tasks. Like
+collectors, each is a module in this package that registers itself (and a
+line in ``ishowd/catalog.py``); the daemon schedules every registered task
+that ``setup()`` accepts.
 
     @register
     class LogIngest(Task):
@@ -22,25 +23,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ..plugins import Registry
+from ..parts import Part, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
     from ..store.writer import Store
 
 
-class Task:
-    name: str = ""
+class Task(Part):
+    kind = "task"
     order: int = 50
     after_tick: bool = False
 
     def __init__(self, config: "Config", store: "Store"):
         self.config = config
         self.store = store
-
-    def setup(self) -> Optional[str]:
-        """Return a reason to be skipped on this host, or None."""
-        return None
 
     def interval(self) -> Optional[float]:
         """Seconds between runs, or None (then ``cron()`` or ``after_tick`` decides)."""
@@ -52,11 +49,6 @@ class Task:
     def run(self, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
 
-
-_REGISTRY: Registry["Task"] = Registry(__name__, "task")
-TASKS = _REGISTRY.classes
-register = _REGISTRY.register
-load_all = _REGISTRY.load_all
+REGISTRY: Registry["Task"] = Registry("task")
+register = REGISTRY.register

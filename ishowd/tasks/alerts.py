@@ -1,13 +1,12 @@
 """Alert evaluation: after every sampling tick (see ishowd/alerts).
 
-Import-light on purpose: the CLI imports every task module (for the config
-schema), so the engine, SQLAlchemy and subprocess handling load in ``setup``.
+The engine and the hook runner load in ``setup``, so importing the task costs nothing.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from ..alerts import rules  # noqa: F401  (declares the [alerts] keys)
+from ..alerts import rules
 from . import Task, register
 
 

@@ -1,0 +1,31 @@
+"""What every ``ishowctl`` command gets: the config (loaded on first use), the store, the registry."""
+from __future__ import annotations
+
+import click
+
+
+class AppContext:
+    """The config path given on the command line; the config, loaded on first use."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._config = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            from ..catalog import load_config
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def registry(self):
+        """Every declared metric by name (unit, help, kind, group), from the catalog's declarations."""
+        return self.config.metrics
+
+    def reader(self):
+        from ..store.reader import open_reader
+        return open_reader(self.config)
+
+
+pass_app = click.make_pass_decorator(AppContext)
