@@ -48,9 +48,43 @@ def emit(rows: Sequence[dict], columns: Sequence[Column], *, as_json: bool = Fal
     if not rows:
         click.echo(empty)
         return
-    from tabulate import tabulate
-    table = [[c.fmt(r.get(c.key), r) if c.fmt else _cell(r.get(c.key)) for c in columns] for r in rows]
-    click.echo(tabulate(table, headers=[c.header for c in columns], disable_numparse=True))
+    cells = [[c.fmt(r.get(c.key), r) if c.fmt else _cell(r.get(c.key)) for c in columns] for r in rows]
+    click.echo(table(cells, [c.header for c in columns]))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
+    """Left-aligned columns two spaces apart, as tabulate's "simple" format (with ``headers``) and
+    "plain" (without) print text cells: each cell stripped, None empty, a multi-line cell on lines
+    of its own, a column at least two wider than its header, no trailing blanks.
+
+    Our own because tabulate 0.10 looks up its own version through ``importlib.metadata`` when it
+    is imported: that alone cost every ``ishowctl`` call 11 ms, more than the command's work.
+    """
+    raw = [["" if v is None else str(v) for v in row] for row in rows]
+    if any("\n" in v for row in raw for v in row):   # a multi-line table: an empty cell has no line
+        text = [[v.strip().splitlines() for v in row] for row in raw]
+    else:
+        text = [[[v.strip()] for v in row] for row in raw]
+    ncols = max([len(headers or ())] + [len(r) for r in text])
+    widths = [0] * ncols
+    if headers:
+        widths = [len(h) + 2 for h in headers] + [0] * (ncols - len(headers))
+    for row in text:
+        for i, lines in enumerate(row):
+            widths[i] = max([widths[i], *map(len, lines)])
+
+    def line(parts: Sequence[str]) -> str:
+        return "  ".join(p.ljust(w) for p, w in zip(parts, widths)).rstrip()
+
+    out = []
+    if headers:
+        out.append(line(list(headers) + [""] * (ncols - len(headers))))
+        out.append("  ".join("-" * w for w in widths))
+    for row in text:
+        row = row + [[""]] * (ncols - len(row))
+        for k in range(max(len(lines) for lines in row)):   # 0 for an empty row of a multi-line table
+            out.append(line([lines[k] if k < len(lines) else "" for lines in row]))
+    return "\n".join(out)
 
 
 def _cell(v: Any) -> str:

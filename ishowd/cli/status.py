@@ -6,7 +6,7 @@ its lines of text. ``providers()`` lists them, in the order they are shown.
 """
 from __future__ import annotations
 
-import socket
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -56,7 +56,7 @@ def build(config, reader, now: float) -> StatusView:
         metrics.append({"name": row.name, "labels": row.labels, "value": finite(row.value),
                         "unit": m.unit if m else None, "ts": iso(row.ts)})
     data = {
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,  # what socket.gethostname() returns, without importing socket
         "generated": iso(int(now)),
         "daemon": {"store": store_path(config), "interval_seconds": interval, "last_sample": iso(last),
                    "age_seconds": None if age is None else round(age, 1),
@@ -72,7 +72,7 @@ def build(config, reader, now: float) -> StatusView:
 
 
 def render(view: StatusView) -> str:
-    from tabulate import tabulate
+    from .output import table
 
     registry = view.config.metrics
     d = view.data["daemon"]
@@ -100,7 +100,7 @@ def render(view: StatusView) -> str:
     for group in sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
         out.append("")
         out.append(group.upper())
-        out.append(tabulate(groups[group], tablefmt="plain", disable_numparse=True))
+        out.append(table(groups[group]))
     for title, lines in view.sections:
         out.append("")
         out.append(title.upper())
