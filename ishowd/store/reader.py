@@ -10,7 +10,6 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import quote
 
 from . import codec, rollup, sql
 from .errors import NoStore, StoreError
@@ -51,13 +50,19 @@ class Bucket:
     mean: float
 
 
+def uri_path(path) -> str:
+    """A path as the path of an SQLite ``file:`` URI: only "%", "?" and "#" need escaping there
+    (sqlite.org/uri.html); urllib.parse would cost every ``ishowctl`` call 2 ms to import."""
+    return str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
 class Reader:
     def __init__(self, path: str):
         self.path = path
         if not Path(path).exists():
             raise NoStore(f"no store at {path}: start the daemon (`ishowd run`) or set [storage] path")
         try:
-            self.conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True,
+            self.conn = sqlite3.connect(f"file:{uri_path(Path(path).resolve())}?mode=ro", uri=True,
                                         timeout=5)
             self.conn.execute("PRAGMA query_only=1")
             rev = check_version(self.conn, path)
