@@ -2,8 +2,12 @@
 
     python bench/cli_latency.py [--store bench/out/year.db] [--runs 21]
 
-Uses the year-long store that bench/store_year.py builds. Each figure is the
-median of --runs runs of the installed command (a fresh process each time).
+Uses a store that bench/store_year.py builds (a year by default; `--days 30`
+and `--store bench/out/month.db` for a quicker one). Each figure is the median
+of --runs runs of the installed command (a fresh process each time), and its
+ratio to `python -c pass` measured in the same run: the yardstick moves with
+the machine's load, the ratio much less. Run it with the interpreter of the
+environment to measure (its `ishowctl` is the one timed).
 """
 from __future__ import annotations
 
@@ -59,9 +63,10 @@ def main() -> None:
     ]
     print(f"$ python bench/cli_latency.py --runs {args.runs}   # store: {store.stat().st_size / 1e6:.1f} MB")
     baseline = median_wall([sys.executable, "-c", "pass"], args.runs)
-    print(f"{'python -c pass (interpreter start, for scale)':75} {baseline * 1e3:7.1f} ms")
+    print(f"{'python -c pass (interpreter start, the yardstick)':75} {baseline * 1e3:7.1f} ms   1.0x")
     for label, argv in runs:
-        print(f"{label:75} {median_wall(argv, args.runs) * 1e3:7.1f} ms")
+        took = median_wall(argv, args.runs)
+        print(f"{label:75} {took * 1e3:7.1f} ms {took / baseline:5.1f}x")
 
 
 if __name__ == "__main__":
