@@ -10,8 +10,6 @@ import time
 
 import click
 
-from typing import TYPE_CHECKING
-
 from ..alerts.rules import SEVERITY_RANK
 from ..config import format_duration
 from ..metrics import labels_text as _labels_text
@@ -19,9 +17,7 @@ from ..timefmt import local_time
 from ..units import humanize
 from .app import pass_app
 from .output import Column, emit, output_options
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .status import StatusView
+from .status_view import StatusView
 
 NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
@@ -235,7 +231,7 @@ def check(app) -> None:
 
 # --- ishowctl status ----------------------------------------------------------------------
 
-def status_alerts(view: "StatusView") -> None:
+def status_alerts(view: StatusView) -> None:
     from ..alerts import state
     from ..config import ConfigError
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import click
@@ -18,17 +17,7 @@ from ..settings import stale_window
 from ..timefmt import iso
 from ..units import finite, humanize
 from .app import pass_app
-
-
-@dataclass
-class StatusView:
-    config: object
-    reader: object
-    now: float
-    data: dict
-    latest: list                                     # store.reader.Latest rows shown
-    top: list[str] = field(default_factory=list)     # prominent lines, shown first
-    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+from .status_view import StatusView
 
 
 def providers() -> tuple[Callable[[StatusView], None], ...]:

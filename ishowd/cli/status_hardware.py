@@ -7,10 +7,7 @@ the command that fixes it. JSON: ``"gpu_lock"`` (one object per GPU) and
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .status import StatusView
+from .status_view import StatusView
 
 _FREQS = ("gpu_frequency_hz", "gpu_frequency_max_hz", "gpu_frequency_cap_hz", "gpu_frequency_floor_hz",
           "gpu_frequency_locked")
@@ -52,7 +49,7 @@ def lock_line(g: dict, name: str) -> tuple[str, str | None]:
     return f"{name}: NOT LOCKED ({now})", "run `sudo jetson_clocks`"
 
 
-def gpu_lock(view: "StatusView") -> None:
+def gpu_lock(view: StatusView) -> None:
     gpus: dict[str, dict] = {}
     mode_row = None
     for row in view.latest:
