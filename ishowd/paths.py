@@ -2,29 +2,34 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
 
 
-def default_state_dir() -> Path:
+def default_state_dir() -> str:
     """Where the store lives without a config: systemd's STATE_DIRECTORY, else XDG state."""
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0])
+        return state.split(":")[0]
     xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "ishowd"
+    base = xdg if xdg else os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "ishowd")
 
 
 def store_path(config) -> str:
     path = config.storage.path
-    return path if path else str(default_state_dir() / "ishowd.db")
+    return path if path else os.path.join(default_state_dir(), "ishowd.db")
 
 
-def sys_path(config, *parts: str) -> Path:
+def sys_path(config, *parts: str) -> "Path":
     """A path under ``[host] sysfs_root``: every sysfs read goes through here."""
+    from pathlib import Path  # here, not at the top: ishowctl needs store_path alone and starts faster
     return Path(config.host.sysfs_root, *parts)
 
 
-def proc_path(config, *parts: str) -> Path:
+def proc_path(config, *parts: str) -> "Path":
     """A path under ``[host] procfs_root``."""
+    from pathlib import Path
     return Path(config.host.procfs_root, *parts)

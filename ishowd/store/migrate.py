@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
+import os
 
 from .errors import SchemaTooNew, StoreError
 
@@ -20,18 +20,19 @@ PAGE_SIZE = 4096
 _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 
-def migrations_dir() -> Path:
+def migrations_dir() -> str:
     """The Alembic tree: ``ishowd/migrations`` in a wheel (pyproject maps ``migrations/`` there),
     ``migrations/`` beside the package in a checkout. Found by path: ``importlib.resources``
-    would cost every ``ishowctl`` call 5 ms to learn where a folder next to this one is."""
-    here = Path(__file__).resolve().parents[1]
-    installed = here / "migrations"
-    return installed if (installed / "env.py").exists() else here.parent / "migrations"
+    (and pathlib) would cost every ``ishowctl`` call 8 ms to learn where a folder next to this one is."""
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    installed = os.path.join(here, "migrations")
+    return installed if os.path.exists(os.path.join(installed, "env.py")) else \
+        os.path.join(os.path.dirname(here), "migrations")
 
 
 def known_revisions() -> list[str]:
     """Revision ids in order; files are named ``NNNN_slug.py`` with ``revision = "NNNN"``."""
-    names = sorted(p.name for p in (migrations_dir() / "versions").iterdir())
+    names = sorted(os.listdir(os.path.join(migrations_dir(), "versions")))
     return [m.group(1) for m in map(_REVISION_FILE.match, names) if m]
 
 

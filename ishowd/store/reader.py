@@ -6,9 +6,9 @@ all here.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping
 
 from . import codec, rollup, sql
@@ -59,10 +59,10 @@ def uri_path(path) -> str:
 class Reader:
     def __init__(self, path: str):
         self.path = path
-        if not Path(path).exists():
+        if not os.path.exists(path):
             raise NoStore(f"no store at {path}: start the daemon (`ishowd run`) or set [storage] path")
         try:
-            self.conn = sqlite3.connect(f"file:{uri_path(Path(path).resolve())}?mode=ro", uri=True,
+            self.conn = sqlite3.connect(f"file:{uri_path(os.path.realpath(path))}?mode=ro", uri=True,
                                         timeout=5)
             self.conn.execute("PRAGMA query_only=1")
             rev = check_version(self.conn, path)
