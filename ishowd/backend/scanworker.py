@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ..store import sql
+from ..store.rollup import add
 from . import logformat as lf
 
 # A synthesis as a row of ``rtf_records``, in ``sql.RTF_INSERT``'s parameter order.
@@ -60,16 +61,6 @@ def pack(res: lf.ScanResult, log: str) -> Batch:
             else:
                 add(agg, 1, v, v, v)
     return Batch(res.consumed, res.skip_line, res.counts, rows, started, hours, newest)
-
-
-def add(agg: list, n: int, lo: float, hi: float, total: float) -> None:
-    """Fold ``n`` values (their min, max and sum) into an hour's [count, min, max, sum]."""
-    agg[0] += n
-    if lo < agg[1]:
-        agg[1] = lo
-    if hi > agg[2]:
-        agg[2] = hi
-    agg[3] += total
 
 
 def after_start(row: tuple) -> tuple:

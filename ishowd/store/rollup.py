@@ -28,6 +28,17 @@ def combine(into: Agg, other: Agg) -> Agg:
     return into
 
 
+def add(agg: Agg, n: int, lo: float, hi: float, total: float) -> None:
+    """Fold ``n`` values (their min, max and sum) into ``agg``, in place: the hot path of
+    catching up on a backlog, one call per record, so plain comparisons and no list."""
+    agg[0] += n
+    if lo < agg[1]:
+        agg[1] = lo
+    if hi > agg[2]:
+        agg[2] = hi
+    agg[3] += total
+
+
 def bucketize(ts: Iterable[int], values: Iterable[float], step: int) -> dict[int, Agg]:
     """Group raw samples into step-aligned buckets (UTC epoch multiples)."""
     groups: dict[int, list[float]] = {}

@@ -6,6 +6,9 @@ with every page). Once an hour is at least an hour old it is *sealed*: per
 series, its samples become one compressed ``raw`` chunk, one ``1m`` chunk
 of per-minute rollups, and one row of its day's ``1h`` chunk, and leave the head, all
 in one transaction. Retention then prunes each tier on its own schedule.
+Samples stamped in the past (log ingestion catching up on a backlog) go
+through ``write_past``, which puts each straight into the tier its age
+belongs to.
 
 It runs the SQL that ``statements.py`` compiles from the SQLAlchemy schema
 (``sql.py``) through the stdlib ``sqlite3``: the daemon never loads
@@ -22,11 +25,12 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
-from ..metrics import Sample, labels_key
+from ..metrics import Metric, Sample, labels_key
 from . import codec, rollup, sql
 from .migrate import ensure_current
 
@@ -94,6 +98,8 @@ class Store:
             (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
         self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
         self._pruned_at = None
+        # write_past's label dicts by metric and label values: one dict per series, not per sample
+        self._label_sets: dict[str, dict[tuple, dict]] = {}
         # Called with each sample write's ``{ts: [(series_id, value), ...]}`` inside its
         # transaction; must be cheap and must not raise. Alert evaluation keeps its
         # windows current from these instead of re-reading the store after every tick.
@@ -235,6 +241,70 @@ class Store:
             self.seal_in(conn, name, labels, ts_list, vals)
 
     # --- past samples within a caller's transaction (log ingestion catching up) -------
+
+    def write_past(self, conn: sqlite3.Connection, metric: Metric, samples: Iterable[Sequence], *,
+                   hours: Optional[dict] = None, newest_us: Optional[int] = None,
+                   now: Optional[float] = None) -> None:
+        """Per-event samples stamped with their own times, each into the tier that keeps its age.
+
+        ``samples``: ``(ts_us, value, *label_values)``, the time in µs and the
+        label values in ``metric.labels``' order; a ``None`` value is no sample.
+        Within the transaction the caller holds (``conn``), by age against ``now``:
+
+        * this hour and the last: the head, like any tick's (a time in the
+          future, a clock set wrong, is taken as ``now``: the head must not run
+          ahead of the ticks);
+        * older, within the minute rollups' retention: sealed at once
+          (``seal_in``), the first value of a second winning;
+        * older still: the hourly rollups only (``fold_hours``); the raw and
+          per-minute tiers would prune them at once.
+
+        So a backlog caught up on leaves no later tick hours of it to seal.
+        ``hours`` and ``newest_us``: the same samples' hourly aggregates,
+        ``{(*label_values, hour_start): [count, min, max, sum]}``, and the newest
+        one's time (µs), where the caller has them: when even the newest is
+        older than the minute retention, ``hours`` is folded in as it is and
+        ``samples`` is not read.
+        """
+        now = time.time() if now is None else now
+        cutoff_us = (int(now) // HOUR - 1) * HOUR * 1_000_000
+        sealed_from_us = (now - self.minute_retention) * 1e6
+        names = metric.labels
+        label_sets = self._label_sets.setdefault(metric.name, {})
+        recent = []
+        sealed: dict[tuple, dict[int, float]] = {}
+        by_hour: dict[tuple, list] = {}
+        if hours is not None and newest_us is not None and newest_us < sealed_from_us:
+            by_hour, samples = hours, ()
+        for s in samples:
+            ts_us, v = s[0], s[1]
+            if v is None:
+                continue
+            values = s[2:]
+            if ts_us >= cutoff_us:
+                labels = label_sets.get(values)
+                if labels is None:
+                    labels = label_sets[values] = dict(zip(names, values))
+                recent.append(Sample(metric, v, labels, ts=min(ts_us / 1e6, now)))
+            elif ts_us >= sealed_from_us:
+                sealed.setdefault(values, {}).setdefault(ts_us // 1_000_000, v)
+            else:
+                hk = values + (ts_us // 3_600_000_000 * HOUR,)
+                agg = by_hour.get(hk)
+                if agg is None:
+                    by_hour[hk] = [1, v, v, v]
+                else:
+                    rollup.add(agg, 1, v, v, v)
+        if recent:
+            self.write_in(conn, now, recent)
+        for values, by_ts in sealed.items():
+            ts_list = sorted(by_ts)
+            self.seal_in(conn, metric.name, dict(zip(names, values)), ts_list, [by_ts[t] for t in ts_list])
+        by_series: dict[tuple, dict[int, list]] = {}
+        for hk, agg in by_hour.items():
+            by_series.setdefault(hk[:-1], {})[hk[-1]] = agg
+        for values, aggs in by_series.items():
+            self.fold_hours(conn, metric.name, dict(zip(names, values)), aggs)
 
     def seal_in(self, conn: sqlite3.Connection, name: str, labels: dict, ts_list: Sequence[int],
                 vals: Sequence[float]) -> None:
