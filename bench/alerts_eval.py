@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from workload import HOUR, INTERVAL, Generator, series_specs  # noqa: E402
 
-from ishowd import catalog
-from ishowd import config as config_mod  # noqa: E402
+from ishowd import catalog  # noqa: E402
 from ishowd.catalog import registry  # noqa: E402
 from ishowd.metrics import Sample  # noqa: E402
 from ishowd.store.writer import Store  # noqa: E402

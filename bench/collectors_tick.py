@@ -23,9 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ishowd import catalog
-from ishowd import config as config_mod  # noqa: E402
-from ishowd.catalog import collectors  # noqa: E402
+from ishowd import catalog  # noqa: E402
 from ishowd.collectors import TickContext  # noqa: E402
 
 JETSON = ("jetson_gpu", "thermal", "power", "fan", "gpu_memory", "nvpmodel")
@@ -38,10 +36,10 @@ def main() -> int:
     args = ap.parse_args()
     tree = ROOT / "tests" / "fixtures" / "sysfs" / args.board
     cfg = catalog.loads_config(f'[host]\nsysfs_root = "{tree / "sys"}"\nprocfs_root = "{tree / "proc"}"\n'
-                           f'[gpu]\nnvpmodel_path = "{tree / "bin" / "nvpmodel"}"\nnvml = "off"\n', "<bench>")
+                               f'[gpu]\nnvpmodel_path = "{tree / "bin" / "nvpmodel"}"\nnvml = "off"\n', "<bench>")
     collectors = []
     for name in JETSON:
-        c = collectors()[name](cfg)
+        c = catalog.collectors()[name](cfg)
         reason = c.setup()
         if reason:
             print(f"{name}: skipped ({reason})")

@@ -94,7 +94,7 @@ def grep_seconds(path: Path, runs: int = 3) -> tuple[float, int]:
 def ingest_child(path: str, workdir: str, workers: str) -> None:
     """Runs in its own process: ingest ``path`` into a fresh store; print one JSON line."""
     from ishowd.backend.ingest import Ingestor
-    from ishowd.config import loads
+    from ishowd.catalog import loads_config as loads
     from ishowd.store.writer import Store
     db = os.path.join(workdir, "bench.db")
     cfg = loads(f'[storage]\npath = "{db}"\n[rtf]\nlogs = ["{path}"]\ncatchup_workers = {workers}\n')

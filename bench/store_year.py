@@ -45,7 +45,7 @@ def naive_bytes_per_sample(tmp: Path, hours: int = 24) -> float:
 
 def _metric(name):
     from ishowd.catalog import metric as get
-from ishowd.metrics import declare
+    from ishowd.metrics import declare
     return get(name) or declare(name, "ratio", "bench workload series")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ishowd import catalog
-from ishowd import config as config_mod
 from ishowd.catalog import collectors
 from ishowd.collectors import TickContext
 

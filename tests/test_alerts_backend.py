@@ -14,7 +14,6 @@ import time
 from alerts_helpers import db, wait_for
 from hw_helpers import board_root, toml_text
 from ishowd import catalog
-from ishowd import config as config_mod
 from ishowd.daemon import Daemon
 from standin_backend import Clock, StandinBackend, line_event
 

@@ -7,7 +7,6 @@ import pytest
 
 from alerts_helpers import VENV_BIN
 from ishowd import catalog
-from ishowd import config
 from ishowd.alerts.rules import hooks_of, rules_of
 from ishowd.config import ConfigError
 

@@ -15,7 +15,6 @@ import pytest
 from alerts_helpers import db, write_hook
 from hw_helpers import board_root, toml_text
 from ishowd import catalog
-from ishowd import config as config_mod
 from ishowd.daemon import Daemon
 
 T0 = 1_790_000_000

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from ishowd import catalog
-from ishowd import collectors, config
+from ishowd import collectors
 from ishowd.collectors import Collector
 from ishowd.daemon import Daemon
 from ishowd.metrics import Sample, declare

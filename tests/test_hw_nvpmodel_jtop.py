@@ -7,7 +7,6 @@ import types
 import pytest
 
 from ishowd import catalog
-from ishowd import config as config_mod
 from ishowd.collectors import nvpmodel as nvp_mod
 from hw_helpers import board_config, board_root, make, readings, tick
 

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..config import BUILTIN, ConfigError, Key, defaults_text, format_duration, loads, parse_duration
+from ..config import BUILTIN, ConfigError, Key, defaults_text, format_duration, loads
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,

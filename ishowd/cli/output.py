@@ -8,9 +8,6 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from ..timefmt import iso, local_time  # noqa: F401  (the commands' formats, in one place)
-from ..units import finite  # noqa: F401
-
 
 def output_options(csv_ok: bool = True) -> Callable:
     """Add ``--json`` (and ``--csv``) to a command; the command calls ``emit``."""
