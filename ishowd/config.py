@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,9 +75,9 @@ def format_duration(seconds: float) -> str:
 DURATION_HINT = "a duration such as 90s, 10m, 24h, 7d or 4w"
 
 
-@dataclass
-class Key:
-    """One config key: its type, its default and a line for `etc/ishowd.toml`."""
+class Key(NamedTuple):
+    """One config key: its type, its default and a line for `etc/ishowd.toml`. (A named tuple:
+    immutable, and unlike a dataclass nearly free to define on ishowctl's start.)"""
     kind: str                      # str path duration int float bool strlist pathlist argv table listen any
     default: Any = None
     help: str = ""
@@ -103,15 +102,16 @@ class Key:
         return base
 
 
-@dataclass
 class Schema:
     """Every section's keys, every array of tables, the cross-key checks, and the metric registry
     (rules name metrics: validating them needs it). Assembled by the catalog."""
-    sections: dict[str, dict[str, Key]] = field(default_factory=dict)
-    arrays: dict[str, dict[str, Key]] = field(default_factory=dict)
-    # Checks that look across keys or sections; each gets the Config and raises ConfigError.
-    checks: list[Callable[["Config"], None]] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
+
+    def __init__(self, metrics: dict | None = None):
+        self.sections: dict[str, dict[str, Key]] = {}
+        self.arrays: dict[str, dict[str, Key]] = {}
+        # Checks that look across keys or sections; each gets the Config and raises ConfigError.
+        self.checks: list[Callable[["Config"], None]] = []
+        self.metrics: dict = {} if metrics is None else metrics
 
     def add(self, where: str, keys: dict | None = None, tables: dict | None = None,
             checks: tuple | list = ()) -> None:
@@ -197,12 +197,17 @@ class Section(dict):
             raise AttributeError(name) from None
 
 
-@dataclass
 class Config:
-    source: str                          # the file it came from, or "<built-in defaults>"
-    schema: Schema = field(default_factory=Schema, repr=False)
-    sections: dict[str, Section] = field(default_factory=dict)
-    arrays: dict[str, list[Section]] = field(default_factory=dict)
+    """A validated configuration: ``cfg.sampling.interval``, ``cfg.array("alerts.rules")``."""
+
+    def __init__(self, source: str, schema: Schema):
+        self.source = source                 # the file it came from, or "<built-in defaults>"
+        self.schema = schema
+        self.sections: dict[str, Section] = {}
+        self.arrays: dict[str, list[Section]] = {}
+
+    def __repr__(self) -> str:
+        return f"Config({self.source!r})"
 
     @property
     def metrics(self) -> dict:

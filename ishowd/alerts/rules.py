@@ -24,10 +24,10 @@ from __future__ import annotations
 import math
 import operator
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
 from ..config import BUILTIN, ConfigError, Key, defaults_text, format_duration, loads
+from ..metrics import NO_LABELS
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -86,15 +86,14 @@ TABLES = {"alerts.rules": {
 }}
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     name: str
     metric: str
     op: str
     threshold: float
     severity: str = "warning"
     for_s: float = 0.0
-    labels: dict = field(default_factory=dict)
+    labels: Mapping[str, str] = NO_LABELS
     window: Optional[float] = None
     aggregate: Optional[str] = None
     summary: str = ""
@@ -115,8 +114,7 @@ class Rule:
         return text + (f" for {format_duration(self.for_s)}" if self.for_s else "")
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     name: str
     command: tuple
     timeout: float = 10.0

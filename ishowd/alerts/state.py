@@ -7,8 +7,7 @@ yet upgraded) reads as "no alerts".
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..metrics import parse_labels_key as _labels
 from ..store import sql
@@ -17,8 +16,7 @@ from ..units import finite as _finite
 from .rules import SEVERITY_RANK
 
 
-@dataclass
-class ActiveAlert:
+class ActiveAlert(NamedTuple):
     rule: str
     labels: dict
     metric: str
@@ -39,8 +37,7 @@ class ActiveAlert:
                 "metric": self.metric, "state": self.state, "active_since": iso(self.active_since)}
 
 
-@dataclass
-class Event:
+class Event(NamedTuple):
     id: int
     ts: float
     rule: str
@@ -51,7 +48,7 @@ class Event:
     value: Optional[float]
     since: float
     summary: str
-    hooks: list = field(default_factory=list)
+    hooks: list      # the hook runs of the event, filled in by history()
 
     def as_json(self) -> dict:
         return {"ts": iso(self.ts), "rule": self.rule, "state": self.state, "severity": self.severity,
@@ -79,7 +76,7 @@ def history(conn: sqlite3.Connection, limit: Optional[int] = None) -> list[Event
         rows = conn.execute(sql.ALERT_EVENTS_NEWEST, {"limit": limit or -1, "offset": 0}).fetchall()
     except sqlite3.OperationalError:
         return []
-    events = [Event(r[0], r[1] / 1e6, r[2], _labels(r[3]), r[4], r[5], r[6], r[7], r[8] / 1e6, r[9])
+    events = [Event(r[0], r[1] / 1e6, r[2], _labels(r[3]), r[4], r[5], r[6], r[7], r[8] / 1e6, r[9], [])
               for r in reversed(rows)]
     if events:
         by_id = {e.id: e for e in events}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -94,17 +93,18 @@ def _stats(vals: list) -> dict:
 
 # --- the weekly report -------------------------------------------------------------------
 
-@dataclass
 class Week:
-    start: int
-    complete: bool
-    values: list = field(default_factory=list)    # API RTFs judged, sorted
-    first_after_start: int = 0                     # API compile outliers left out
-    chat_count: int = 0                            # live chat: counted apart, never judged
-    chat_total: float = 0.0
-    regression: Optional[bool] = None
-    reason: Optional[str] = None
-    slow: list = field(default_factory=list)       # timestamps (s) of the API requests above the mean limit
+    """One ISO week of the report, filled in by ``weekly`` and judged by ``judge``."""
+
+    def __init__(self, start: int, complete: bool):
+        self.start, self.complete = start, complete
+        self.values: list = []                         # API RTFs judged, sorted
+        self.first_after_start = 0                     # API compile outliers left out
+        self.chat_count = 0                            # live chat: counted apart, never judged
+        self.chat_total = 0.0
+        self.regression: Optional[bool] = None
+        self.reason: Optional[str] = None
+        self.slow: list = []                           # timestamps (s) of the API requests above the mean limit
 
     @property
     def count(self) -> int:

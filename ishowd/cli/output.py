@@ -1,7 +1,6 @@
 """The one place output formats live: a table for people, ``--json`` and ``--csv`` for scripts."""
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from typing import Any, Callable, Sequence
@@ -36,6 +35,7 @@ def emit(rows: Sequence[dict], columns: Sequence[Column], *, as_json: bool = Fal
                               allow_nan=False, default=_json_default))
         return
     if as_csv:
+        import csv
         keys = [c.key for c in columns]
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(keys)

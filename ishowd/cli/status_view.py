@@ -6,15 +6,12 @@ to ``top`` (shown first) or ``sections``; ``status.py`` lists the providers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 
-@dataclass
 class StatusView:
-    config: object
-    reader: object
-    now: float
-    data: dict
-    latest: list                                     # store.reader.Latest rows shown
-    top: list[str] = field(default_factory=list)     # prominent lines, shown first
-    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    def __init__(self, config, reader, now: float, data: dict, latest: list):
+        self.config, self.reader, self.now = config, reader, now
+        self.data = data
+        self.latest = latest                             # store.reader.Latest rows shown
+        self.top: list[str] = []                         # prominent lines, shown first
+        self.sections: list[tuple[str, list[str]]] = []  # (title, lines), after the readings

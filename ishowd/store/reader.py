@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from . import codec, rollup, sql
 from .errors import NoStore, StoreError
@@ -19,15 +18,13 @@ HOUR = 3600
 DAY = 86400
 
 
-@dataclass
-class Series:
+class Series(NamedTuple):
     id: int
     name: str
     labels: dict
 
 
-@dataclass
-class Latest:
+class Latest(NamedTuple):
     name: str
     labels: dict
     ts: int
@@ -40,8 +37,7 @@ class Latest:
         return labels_key(self.labels)
 
 
-@dataclass
-class Bucket:
+class Bucket(NamedTuple):
     ts: int
     labels: dict
     count: int
