@@ -12,7 +12,7 @@ import json
 from types import MappingProxyType
 from typing import Iterable, Mapping, NamedTuple
 
-# Units are SI and named in the metric name (see docs/interface.md).
+# Units are SI and named in the metric name (the README lists every metric).
 UNITS = {
     "bytes": "B",
     "hertz": "Hz",
