@@ -142,6 +142,17 @@ def test_the_read_commands_load_no_collector_and_no_task(tmp_path, args):
     assert "LOADED []" in proc.stderr, proc.stderr
 
 
+def test_a_mistyped_command_is_answered_with_the_right_one():
+    from click.testing import CliRunner
+    from ishowd.cli import COMMANDS, cli
+    result = CliRunner().invoke(cli, ["stauts"])
+    assert result.exit_code == 2 and "No such command 'stauts'" in result.output
+    import click
+    if hasattr(click.exceptions, "NoSuchCommand"):   # click 8.2+ suggests; 8.1 never did
+        assert "Did you mean 'status'?" in result.output
+    assert sorted(cli.list_commands(None)) == sorted(COMMANDS)
+
+
 def test_the_catalog_lists_every_plug_in_module_and_declares_what_they_emit():
     from ishowd import collectors, specs, tasks
     for package, listed in ((collectors, catalog.collectors()), (tasks, catalog.tasks())):

@@ -39,6 +39,18 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"{__name__}.{where[0]}")
         return getattr(module, where[1])
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # click suggests the closest name from the commands it holds, which a lazy group has none
+        # of: hand it the names it would load, so `ishowctl stauts` still says "Did you mean 'status'?"
+        name = args[0] if args else ""
+        if name in COMMANDS or name.startswith("-") or ctx.resilient_parsing:
+            return super().resolve_command(ctx, args)
+        try:
+            from click.exceptions import NoSuchCommand   # click 8.2 and later
+        except ImportError:                               # 8.1 says "No such command" without a hint
+            return super().resolve_command(ctx, args)
+        raise NoSuchCommand(name, possibilities=list(COMMANDS), ctx=ctx)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar=None,
