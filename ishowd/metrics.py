@@ -1,7 +1,7 @@
 """Metrics as data: ``Metric`` (name, unit, help, labels, kind, group), ``Sample``, ``Registry``.
 
 A metric is declared once, up front, as a module-level ``Metric`` in the
-module that declares its source (``ishowd/specs/``, ``ishowd/backend/spec.py``):
+module that declares its source (``ishowd/specs/``):
 plain data, importable without the code that reads the hardware. The catalog
 (``ishowd/catalog.py``) gathers every declaration into one ``Registry`` and hands
 it to the daemon, the exporter and the CLI; this module imports no plug-in.

@@ -1,7 +1,7 @@
 """A stand-in for the iShowTTS backend: a real HTTP server and a real log file.
 
 It answers ``GET /api/health``, ``GET /api/voices`` and ``POST /api/tts`` on
-127.0.0.1 as the real backend does (docs/ishowtts-facts.md) and writes the
+127.0.0.1 as the real backend does (README, "The backend") and writes the
 real log format, ANSI colours included, to a real file it opens with
 O_APPEND, truncating it at every start the way ``start_all.sh`` does
 (``: > logs/backend.log``). Tests also use its line formatters directly to

@@ -42,7 +42,7 @@ __all__ = ["HookRunner", "RunResult", "alert_env", "run_command"]
 
 
 def alert_env(payload: dict) -> dict[str, str]:
-    """The ``ISHOWD_ALERT_*`` variables for a hook (docs/interface.md)."""
+    """The ``ISHOWD_ALERT_*`` variables for a hook (README, "Hooks")."""
     def text(v) -> str:
         if v is None:
             return ""

@@ -1,7 +1,7 @@
 """The backend's log format: bytes in, synthesis records and counts out.
 
-Pure functions, no I/O, no SQLAlchemy. The format is the one
-``docs/ishowtts-facts.md`` gives: Rust ``tracing-subscriber`` 0.3, compact,
+Pure functions, no I/O, no SQLAlchemy. The format is the backend's own
+(README, "The backend"): Rust ``tracing-subscriber`` 0.3, compact,
 ANSI colours on, every key written as ``\\e[3mkey\\e[0m\\e[2m=\\e[0m``::
 
     \\e[2m2025-09-30T04:22:01.123456Z\\e[0m \\e[32m INFO\\e[0m \\e[1mrequest\\e[0m:\\e[1msynthesize\\e[0m: tts synthesis

@@ -5,7 +5,7 @@ Stdlib only (the read-only ``ishowd.store.reader.Reader`` and the SQL of
 SQLAlchemy, numpy or matplotlib.
 
 Weeks are ISO weeks in UTC (Monday 00:00 UTC to the next Monday). A week
-*regresses* (docs/interface.md) when the mean RTF of its API requests
+*regresses* (README, "The backend") when the mean RTF of its API requests
 exceeds ``baseline × (1 + threshold)``, or their p95 exceeds
 ``1.5 × baseline``. Only ``source=api`` records are judged (the live-chat
 path always runs at NFE 16), and the first request after each backend start
