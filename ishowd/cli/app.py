@@ -1,4 +1,5 @@
-"""What every ``ishowctl`` command gets: the config (loaded on first use), the store, the registry."""
+"""What every ``ishowctl`` command gets: the config (loaded on first use; ``config.metrics`` is the
+registry of every declared metric) and the store."""
 from __future__ import annotations
 
 import click
@@ -17,11 +18,6 @@ class AppContext:
             from ..catalog import load_config
             self._config = load_config(self.config_path)
         return self._config
-
-    @property
-    def registry(self):
-        """Every declared metric by name (unit, help, kind, group), from the catalog's declarations."""
-        return self.config.metrics
 
     def reader(self):
         from ..store.reader import open_reader

@@ -70,7 +70,7 @@ def history(app, metric, labels, since, until, step, as_json, as_csv) -> None:
     start, end = parse_when(since, now), parse_when(until, now)
     if end <= start:
         raise click.BadParameter("--until must be after --since")
-    registry = app.registry
+    registry = app.config.metrics
     spec = registry.get(metric)
     reader = app.reader()
     try:

@@ -13,7 +13,7 @@ import click
 from ..timefmt import iso, local_time
 from ..units import finite
 from .app import pass_app
-from .output import Column, emit, output_options
+from .output import Column, emit, output_options, table
 
 
 def _open(app):
@@ -129,20 +129,19 @@ def _week_name(w) -> str:
 
 def render_weekly(result, baseline: float, threshold: float) -> str:
     from ..backend.report import iso_week
-    from .output import table as render_table
 
     def f(v):
         return "-" if v is None else f"{v:.3f}"
 
-    table = []
+    rows = []
     for w in result:
         st = w.stats()
         verdict = {True: "REGRESSED", False: "ok", None: "not judged"}[w.regression]
         if not w.complete:
             verdict += " (so far)"
-        table.append([iso_week(w.start), local_time(w.start)[:10], st["count"], f(st["mean"]), f(st["p50"]),
-                      f(st["p95"]), f(st["max"]), w.first_after_start or "", w.chat_count or "", verdict])
-    out = [render_table(table, ["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "verdict"])]
+        rows.append([iso_week(w.start), local_time(w.start)[:10], st["count"], f(st["mean"]), f(st["p50"]),
+                     f(st["p95"]), f(st["max"]), w.first_after_start or "", w.chat_count or "", verdict])
+    out = [table(rows, ["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "verdict"])]
     notes = [f"{iso_week(w.start)}: {w.reason}" for w in result if w.reason and w.count]
     out.append("")
     out.append(f"regression: mean > {baseline * (1 + threshold):.3f} (baseline {baseline:g} x (1 + {threshold:g})) "
