@@ -202,9 +202,9 @@ class Ingestor:
                 head = follow.prefix(f, max(pos.fp_len, min(FP_BYTES, size)))
                 if hashlib.sha1(head[:pos.fp_len]).hexdigest() != pos.fingerprint:
                     return
+                new_fp = (hashlib.sha1(head).hexdigest(), len(head))   # the fingerprint as the file now is
                 if not final and self.workers and size - pos.offset >= self.parallel_from \
-                        and stored == identity and (hashlib.sha1(head).hexdigest(), len(head)) == \
-                        (pos.fingerprint, pos.fp_len):
+                        and stored == identity and new_fp == (pos.fingerprint, pos.fp_len):
                     # then a serial batch: it may cross a cut
                     catchup.read_parallel(f, pos, size, workers=self.workers, batch_bytes=self.batch,
                                           ignore=self.ignore_patterns, commit=self._commit)
@@ -214,7 +214,6 @@ class Ingestor:
                 res = lf.scan_buffer(buf, 1, 1 + n, final=final and last, skip_line=bool(pos.skip_line),
                                      ignore=self.ignore)
                 moved = res.consumed > 0
-                new_fp = (hashlib.sha1(head).hexdigest(), len(head))
                 if moved or new_fp != (pos.fingerprint, pos.fp_len) or stored != identity:
                     pos.fingerprint, pos.fp_len = new_fp
                     pos.size = size
