@@ -76,8 +76,7 @@ def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
     def scrape() -> str:
         reader = Reader(store_path)
         try:
-            last = reader.last_ts()
-            return render(reader.latest(last - stale_window(config)) if last is not None else [], registry)
+            return render(reader.current(stale_window(config)), registry)
         finally:
             reader.close()
 

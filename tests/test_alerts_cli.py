@@ -165,7 +165,7 @@ def test_check_exit_codes_and_line(tmp_path):
 
     # the daemon stops writing: UNKNOWN once the newest sample is older than 3 intervals (30 s)
     with sqlite3.connect(tmp_path / "ishowd.db") as conn:
-        conn.execute("UPDATE head SET ts = ts - 40")
+        conn.execute("UPDATE head SET ts = ts - 40, mono = mono - 40000")  # as if written 40 s ago
     code, line = check(cfg)
     assert code == 3 and re.match(r"ISHOWD UNKNOWN - the daemon has not written for 4\ds \(it samples every 10s", line)
 

@@ -156,7 +156,11 @@ def check_line(config, reader, now: float) -> tuple[int, str]:
     limit = config.alerts.check_stale_intervals * interval
     if last is None:
         return 3, "ISHOWD UNKNOWN - the store has no samples yet (is `ishowd run` up?)"
-    age = max(0.0, now - last)
+    measured = reader.age(now, config.host.procfs_root)
+    if measured.seconds is None:
+        return 3, (f"ISHOWD UNKNOWN - the newest sample is stamped {measured.ahead:.0f}s in the future "
+                   "(the clock stepped back?) and no monotonic stamp tells its age; is `ishowd run` up?")
+    age = measured.seconds
     if age > limit:
         return 3, (f"ISHOWD UNKNOWN - the daemon has not written for {age:.0f}s "
                    f"(it samples every {interval:g}s; is `ishowd run` up?) | age={age:.0f}s")
@@ -177,7 +181,7 @@ def check_line(config, reader, now: float) -> tuple[int, str]:
     perf.append(f"age={age:.0f}s;;{limit:g}")
     metrics = {r.metric for r in rules if not r.window}
     if metrics:
-        for row in reader.latest(int(last - max(limit, 90))):
+        for row in reader.current(max(limit, 90)):
             if row.name not in metrics:
                 continue
             if not any(r.metric == row.name and r.matches(row.labels) and not r.window for r in rules):

@@ -36,9 +36,9 @@ def build(config, reader, now: float) -> StatusView:
 
     registry = config.metrics
     last = reader.last_ts()
-    latest = reader.latest(last - stale_window(config)) if last is not None else []
+    latest = reader.current(stale_window(config))
     interval = config.sampling.interval
-    age = None if last is None else max(0.0, now - last)
+    age = reader.age(now, config.host.procfs_root)
     metrics = []
     for row in latest:
         m = registry.get(row.name)
@@ -48,8 +48,9 @@ def build(config, reader, now: float) -> StatusView:
         "host": os.uname().nodename,  # what socket.gethostname() returns, without importing socket
         "generated": iso(int(now)),
         "daemon": {"store": store_path(config), "interval_seconds": interval, "last_sample": iso(last),
-                   "age_seconds": None if age is None else round(age, 1),
-                   "writing": age is not None and age <= 3 * interval},
+                   "age_seconds": None if age is None or age.seconds is None else round(age.seconds, 1),
+                   "ahead_seconds": None if age is None or not age.ahead else round(age.ahead, 1),
+                   "writing": age is not None and age.seconds is not None and age.seconds <= 3 * interval},
         "metrics": metrics,
         "alerts": [],
         "rtf": {"count": 0, "mean": None, "p95": None},
@@ -70,7 +71,11 @@ def render(view: StatusView) -> str:
         head = "no samples yet"
     else:
         state = "writing" if d["writing"] else "NOT WRITING (is `ishowd run` up?)"
-        head = f"last sample {d['age_seconds']:.0f}s ago, every {d['interval_seconds']:g}s: {state}"
+        if d["age_seconds"] is None:  # stamped ahead of this clock and not of this boot: no age to tell
+            head = (f"last sample stamped {d['ahead_seconds']:.0f}s in the future (the clock stepped back?), "
+                    f"every {d['interval_seconds']:g}s: {state}")
+        else:
+            head = f"last sample {d['age_seconds']:.0f}s ago, every {d['interval_seconds']:g}s: {state}"
     out.append(f"ishowd on {view.data['host']}: {head}")
     out.append(f"store {d['store']}")
     if view.top:

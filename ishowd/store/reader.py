@@ -62,6 +62,7 @@ class Reader:
                                         timeout=5)
             self.conn.execute("PRAGMA query_only=1")
             rev = check_version(self.conn, path)
+            self.revision = rev or ""
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot read the store: {exc}") from None
         if rev is None:
@@ -100,14 +101,43 @@ class Reader:
 
     # --- latest values ------------------------------------------------------------
 
-    def last_ts(self) -> int | None:
-        """When the daemon last wrote a sample (the head's newest timestamp)."""
-        return self.conn.execute(sql.HEAD_MAX_TS).fetchone()[0]
+    def newest_write(self) -> tuple[int, int | None] | None:
+        """(wall stamp, boottime ms) of the daemon's newest write, in write order: after the
+        clock stepped back, rows stamped during the step are newer by stamp, not by write."""
+        if self.revision < "0004":  # the daemon has not upgraded this store yet: no monotonic stamps
+            ts = self.conn.execute(sql.HEAD_MAX_TS).fetchone()[0]
+            return None if ts is None else (ts, None)
+        return self.conn.execute(sql.HEAD_NEWEST_WRITE).fetchone()
 
-    def latest(self, since: int) -> list[Latest]:
-        """The newest sample of each series written at or after ``since``."""
+    def last_ts(self) -> int | None:
+        """The wall-clock stamp of the daemon's newest write."""
+        row = self.newest_write()
+        return None if row is None else row[0]
+
+    def age(self, now: float, procfs_root: str = "/proc") -> "clock.Age | None":
+        """How long ago the daemon last wrote, from the monotonic clock where it can tell (``clock.py``)."""
+        from .. import clock
+        row = self.newest_write()
+        if row is None:
+            return None
+        return clock.age_of(row[0], row[1], self.meta("boot_id"), now, procfs_root)
+
+    def meta(self, key: str) -> str | None:
+        if self.revision < "0004":
+            return None
+        row = self.conn.execute(sql.META_GET, {"key": key}).fetchone()
+        return None if row is None else row[0]
+
+    def current(self, window: float) -> list[Latest]:
+        """The newest sample of each series stamped in the ``window`` seconds up to the newest
+        write: rows stamped later (during a clock step since undone) are not current."""
+        last = self.last_ts()
+        return [] if last is None else self.latest(int(last - window), last + 1)
+
+    def latest(self, since: int, until: int | None = None) -> list[Latest]:
+        """The newest sample of each series stamped in [since, until)."""
         newest: dict[int, tuple[int, float]] = {}
-        for ts, pairs in self.head(since):
+        for ts, pairs in self.head(since, until):
             for sid, value in pairs:
                 have = newest.get(sid)
                 if have is None or ts >= have[0]:
@@ -170,12 +200,23 @@ class Reader:
         return out
 
     def _head_values(self, series_id: int, since: int, until: int) -> list[tuple[int, float]]:
-        """One series' unsealed samples in [since, until), the first value per timestamp."""
+        """One series' unsealed samples in [since, until), the first value per timestamp.
+
+        After the clock stepped back into an hour already sealed, the head holds
+        rows of that hour again until it is sealed once more; a timestamp its
+        chunk has already is left out here, as sealing will leave it out (the
+        first value written wins), so no sample is counted twice meanwhile.
+        """
         seen: dict[int, float] = {}
         for ts, pairs in self.head(since, until):
             for sid, value in pairs:
                 if sid == series_id and ts not in seen:
                     seen[ts] = value
+        for hour in {t - t % HOUR for t in seen}:
+            row = self.conn.execute(sql.CHUNK_GET, {"series_id": series_id, "kind": "raw", "start_ts": hour}).fetchone()
+            if row is not None:
+                for t in codec.decode(row[0])[0]:
+                    seen.pop(t, None)
         return sorted(seen.items())
 
     def history(self, name: str, match: Mapping[str, str], since: int, until: int, step: int) -> list[Bucket]:

@@ -29,6 +29,18 @@ head = Table(
     Column("id", Integer, primary_key=True),
     Column("ts", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # CLOCK_BOOTTIME in ms when the row was written: a wall-clock step cannot fake
+    # how long ago that was (ages in ``clock.py``). NULL in rows of older stores.
+    Column("mono", BigInteger),
+)
+
+# Facts about the store that are not samples, one value per key: "boot_id", the
+# kernel boot the head's monotonic stamps belong to (written with the first tick
+# of each writer, in the same transaction).
+store_meta = Table(
+    "store_meta", metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 # Sealed data, compressed (codec.py), one blob per series, kind and period:

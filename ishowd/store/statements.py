@@ -17,7 +17,8 @@ from pathlib import Path
 from sqlalchemy import and_, bindparam as p, case, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import sqlite
 
-from .schema import alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_records, series
+from .schema import (alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_records,
+                     series, store_meta)
 
 STATEMENTS = {
     # series
@@ -27,12 +28,19 @@ STATEMENTS = {
     "SERIES_INSERT": insert(series).values(name=p("name"), labels=p("labels")),
     "METRIC_NAMES": select(series.c.name).distinct().order_by(series.c.name),
     # the head
-    "HEAD_INSERT": insert(head).values(ts=p("ts"), data=p("data")),
+    "HEAD_INSERT": insert(head).values(ts=p("ts"), data=p("data"), mono=p("mono")),
+    # the newest write (write order, not time order: after a clock step the two differ)
+    "HEAD_NEWEST_WRITE": select(head.c.ts, head.c.mono).where(head.c.id == select(func.max(head.c.id)).scalar_subquery()),
+    "META_GET": select(store_meta.c.value).where(store_meta.c.key == p("key")),
+    "META_PUT": insert(store_meta).values(key=p("key"), value=p("value")).prefix_with("OR REPLACE"),
     "HEAD_MIN_TS": select(func.min(head.c.ts)),
     "HEAD_MAX_TS": select(func.max(head.c.ts)),
     "HEAD_SINCE": select(head.c.ts, head.c.data).where(head.c.ts >= p("since")).order_by(head.c.id),
     "HEAD_RANGE": select(head.c.ts, head.c.data)
     .where(head.c.ts >= p("since"), head.c.ts < p("until")).order_by(head.c.id),
+    # the hours the head holds rows of before ``until`` (rows written again into sealed hours)
+    "HEAD_HOURS_UNTIL": select((head.c.ts - head.c.ts % literal_column("3600")).label("hour")).distinct()
+    .where(head.c.ts < p("until")),
     "HEAD_DELETE_RANGE": delete(head).where(head.c.ts >= p("since"), head.c.ts < p("until")),
     # sealed chunks
     "CHUNK_GET": select(chunks.c.data)
@@ -45,6 +53,7 @@ STATEMENTS = {
     "CHUNKS_RANGE": select(chunks.c.data)
     .where(chunks.c.series_id == p("series_id"), chunks.c.kind == p("kind"),
            chunks.c.start_ts >= p("since"), chunks.c.start_ts < p("until")).order_by(chunks.c.start_ts),
+    "CHUNKS_NEWEST_RAW": select(func.max(chunks.c.start_ts)).where(chunks.c.kind == literal_column("'raw'")),
     "CHUNKS_PRUNE": delete(chunks).where(chunks.c.kind == p("kind"), chunks.c.start_ts < p("before")),
     # alerts (ishowd/alerts)
     "SERIES_BY_ID": select(series.c.name, series.c.labels).where(series.c.id == p("id")),
