@@ -38,7 +38,8 @@ class Daemon:
         self.config = config
         st = config.storage
         self.store = Store(store_path(config), raw_retention=st.raw_retention,
-                           minute_retention=st.minute_retention, hour_retention=hour_retention_seconds(config))
+                           minute_retention=st.minute_retention, hour_retention=hour_retention_seconds(config),
+                           procfs_root=config.host.procfs_root)
         self.collectors: list[Collector] = []
         for name, cls in sorted(catalog.collectors().items()):
             self.collectors.append(cls(config))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 from ..metrics import Metric, Sample, labels_key
+from .. import clock
 from . import codec, rollup, sql
 from .migrate import ensure_current
 
@@ -81,7 +82,8 @@ class Store:
     """The writer. Thread-safe: every write goes through one lock and one connection."""
 
     def __init__(self, path: str | os.PathLike, *, raw_retention: float = 14 * 86400,
-                 minute_retention: float = 90 * 86400, hour_retention: float = math.inf):
+                 minute_retention: float = 90 * 86400, hour_retention: float = math.inf,
+                 procfs_root: str = "/proc"):
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_writer(self.path)
@@ -97,6 +99,18 @@ class Store:
         self._series: dict[tuple[str, str], int] = {
             (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
         self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
+        # The kernel boot the head's monotonic stamps belong to: recorded with this
+        # writer's first tick, in its transaction, so no reader pairs a stamp of one
+        # boot with the id of another.
+        self._boot = clock.boot_id(procfs_root)
+        self._boot_recorded = False
+        # The newest hour sealed, and hours at or before it that the head holds
+        # rows of again (the clock stepped back into them): see ``maintain``.
+        self._sealed_top = self.db.execute(sql.CHUNKS_NEWEST_RAW).fetchone()[0]
+        self._late_hours: set[int] = set()
+        if self._sealed_top is not None:
+            self._late_hours = {t for (t,) in self.db.execute(sql.HEAD_HOURS_UNTIL,
+                                                                {"until": self._sealed_top + HOUR})}
         self._pruned_at = None
         # write_past's label dicts by metric and label values: one dict per series, not per sample
         self._label_sets: dict[str, dict[tuple, dict]] = {}
@@ -120,6 +134,7 @@ class Store:
                 yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._boot_recorded = False  # it may have been in what was rolled back
                 raise
             self.db.execute("COMMIT")
 
@@ -145,21 +160,35 @@ class Store:
             sid = self.series_id(conn, s.metric.name, labels_key(s.labels))
             by_ts.setdefault(tick if s.ts is None else int(s.ts), []).append((sid, float(s.value)))
             n += 1
+        mono = clock.boottime_ms()
         for t, pairs in by_ts.items():
-            conn.execute(sql.HEAD_INSERT, {"ts": t, "data": codec.pack_tick(pairs)})
+            conn.execute(sql.HEAD_INSERT, {"ts": t, "data": codec.pack_tick(pairs), "mono": mono})
             if self._head_min is None or t < self._head_min:
                 self._head_min = t
+            if self._sealed_top is not None and t < self._sealed_top + HOUR:
+                self._late_hours.add(t - t % HOUR)
+        if by_ts and not self._boot_recorded and self._boot:
+            conn.execute(sql.META_PUT, {"key": "boot_id", "value": self._boot})
+            self._boot_recorded = True
         if by_ts:
             for observe in self.observers:
                 observe(by_ts)
         return n
 
     def maintain(self, now: float) -> int:
-        """Seal hours that ended at least an hour ago, then prune (hourly). Returns hours sealed."""
+        """Seal hours that ended at least an hour ago, then prune (hourly). Returns hours sealed.
+
+        An hour sealed already that the head holds rows of again (the clock
+        stepped back into it) is sealed again as soon as it has ended, not an
+        hour later: until then readers merge those rows with its chunk.
+        """
         sealed = 0
         cutoff = (int(now) // HOUR - 1) * HOUR
         while self._head_min is not None and self._head_min < cutoff:
             self._seal_hour(self._head_min - self._head_min % HOUR)
+            sealed += 1
+        for hour in sorted(h for h in self._late_hours if h + HOUR <= now):
+            self._seal_hour(hour)
             sealed += 1
         hour = int(now) // HOUR
         if sealed or self._pruned_at != hour:
@@ -181,6 +210,9 @@ class Store:
                 self._seal_series_hour(conn, sid, start, order, [values[t] for t in order])
             conn.execute(sql.HEAD_DELETE_RANGE, rng)
             self._head_min = conn.execute(sql.HEAD_MIN_TS).fetchone()[0]
+        self._late_hours.discard(start)
+        if self._sealed_top is None or start > self._sealed_top:
+            self._sealed_top = start
 
     def _seal_series_hour(self, conn: sqlite3.Connection, sid: int, start: int,
                           ts_list: Sequence[int], vals: Sequence[float]) -> None:
