@@ -6,13 +6,10 @@ all here.
 """
 from __future__ import annotations
 
-import os
-import sqlite3
 from typing import Mapping, NamedTuple
 
 from . import codec, rollup, sql
-from .errors import NoStore, StoreError
-from .migrate import check_version
+from .migrate import open_store
 
 HOUR = 3600
 DAY = 86400
@@ -46,27 +43,11 @@ class Bucket(NamedTuple):
     mean: float
 
 
-def uri_path(path) -> str:
-    """A path as the path of an SQLite ``file:`` URI: only "%", "?" and "#" need escaping there
-    (sqlite.org/uri.html); urllib.parse would cost every ``ishowctl`` call 2 ms to import."""
-    return str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-
-
 class Reader:
     def __init__(self, path: str):
         self.path = path
-        if not os.path.exists(path):
-            raise NoStore(f"no store at {path}: start the daemon (`ishowd run`) or set [storage] path")
-        try:
-            self.conn = sqlite3.connect(f"file:{uri_path(os.path.realpath(path))}?mode=ro", uri=True,
-                                        timeout=5)
-            self.conn.execute("PRAGMA query_only=1")
-            rev = check_version(self.conn, path)
-            self.revision = rev or ""
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path}: cannot read the store: {exc}") from None
-        if rev is None:
-            raise NoStore(f"{path}: the store is empty (the daemon has not written yet)")
+        self.conn, rev = open_store(path)
+        self.revision = rev
 
     def close(self) -> None:
         self.conn.close()

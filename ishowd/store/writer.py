@@ -33,7 +33,10 @@ from typing import Iterable, Iterator, Optional, Sequence
 from ..metrics import Metric, Sample, labels_key
 from .. import clock
 from . import codec, rollup, sql
-from .migrate import ensure_current
+from .errors import StoreError
+from .migrate import ensure_current, inspect
+
+log = logging.getLogger("ishowd.store")
 
 HOUR = 3600
 DAY = 86400
@@ -50,9 +53,13 @@ def _lock_writer(path: str):
     The kernel drops the lock when the process dies, ``kill -9`` included.
     """
     import fcntl
-    from .errors import StoreError
 
-    f = open(path + ".lock", "a+")
+    try:
+        f = open(path + ".lock", "a+")
+    except OSError as exc:  # a read-only directory says so here first
+        raise StoreError(f"{path}: cannot create {path}.lock ({exc.strerror}): ishowd keeps its lock, -wal "
+                         f"and -shm files beside the store; make {os.path.dirname(os.path.abspath(path))} "
+                         "writable or set [storage] path") from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -85,12 +92,17 @@ class Store:
                  minute_retention: float = 90 * 86400, hour_retention: float = math.inf,
                  procfs_root: str = "/proc"):
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create its directory ({exc.strerror}): create it or set "
+                             "[storage] path") from None
+        # before the lock file: nothing is left beside a file that turns out not to be a store
+        inspect(self.path, thorough=True)
         self._lock_file = _lock_writer(self.path)
         before, after = ensure_current(self.path)
         if before != after:
-            logging.getLogger("ishowd.store").info("%s: schema upgraded from %s to %s", self.path,
-                                                   before or "empty", after)
+            log.info("%s: schema upgraded from %s to %s", self.path, before or "empty", after)
         self.raw_retention = raw_retention
         self.minute_retention = minute_retention
         self.hour_retention = hour_retention
