@@ -5,7 +5,7 @@ metrics for that tick, never the tick), writes one transaction, seals and
 prunes the store when an hour has passed, then runs the after-tick tasks.
 Other tasks (log ingestion, health probes, maintenance jobs) run on their
 own schedules in the worker pool. SIGTERM/SIGINT finish what is in flight,
-close the store and exit 0.
+close the store and exit 0; SIGHUP is logged and ignored.
 """
 from __future__ import annotations
 
@@ -132,6 +132,8 @@ class Daemon:
         for task in self.tasks:
             if task.after_tick:
                 self._run_task(task)
+        for task in self.tasks:
+            task.settle()
 
     def run_forever(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
@@ -167,8 +169,14 @@ class Daemon:
             log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
             sched.request_stop()
 
+        def hangup(_signum, _frame):
+            # SIGHUP's default action ends the process with no clean stop: not ours to take
+            log.warning("SIGHUP: reloading the configuration is not supported yet; restart ishowd "
+                        "to apply a changed config (sampling goes on)")
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hangup)
         from .exporter import start as start_exporter
         self.exporter = start_exporter(self.config, self.store.path, self.config.metrics)
         log.info("sampling every %gs into %s with %s; tasks: %s", interval, self.store.path,
