@@ -9,7 +9,9 @@ maintenance jobs, the torch checks in the service's interpreter):
   ``kill_grace``. Processes left behind after it exits are ended the same way
   (a grandchild that keeps the output pipe open counts as still running);
 - at most ``OUTPUT_BYTES`` of its output are kept in memory, the first
-  ``max_lines`` lines of them returned; the rest is drained and dropped.
+  ``max_lines`` lines of them returned; the rest is drained and dropped;
+- a ``Cancel`` set by the daemon as it stops ends the group the same way at
+  once (status ``stopped``), so shutdown never waits out a command's timeout.
 """
 from __future__ import annotations
 
@@ -29,11 +31,35 @@ OUTPUT_BYTES = 8192
 
 @dataclass
 class RunResult:
-    status: str                   # ok | failed | timeout | error | dropped
+    status: str                   # ok | failed | timeout | error | dropped | stopped
     exit_code: Optional[int]
     duration: float
     output: str
     started: float = 0.0          # wall clock
+
+
+class Cancel:
+    """Set once, seen at once by every ``run_command`` given it: a pipe that is never read, so
+    once written it wakes every select() waiting on it (an Event would need polling)."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            os.write(self._w, b"x")
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            os.close(fd)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -71,12 +97,14 @@ def _end_group(proc: subprocess.Popen, grace: float) -> None:
 
 
 def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_grace: float = 2.0,
-                max_lines: int = 20, stderr: bool = True, cwd: str = "/") -> RunResult:
+                max_lines: int = 20, stderr: bool = True, cwd: str = "/",
+                cancel: Optional[Cancel] = None) -> RunResult:
     """Run ``argv`` to completion or ``timeout``; never raises for the command's faults.
 
     ``stdin`` is written to it (then closed); its stdout and, with ``stderr=True``, its stderr
     are kept up to ``OUTPUT_BYTES`` and ``max_lines`` lines (the rest is read and dropped, so
-    it never blocks on a full pipe). ``env`` None: this process's environment.
+    it never blocks on a full pipe). ``env`` None: this process's environment. Once
+    ``cancel`` is set the group is ended as at a timeout and the status is ``stopped``.
     """
     started_wall = time.time()
     start = time.monotonic()
@@ -88,8 +116,11 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
     except (OSError, ValueError) as exc:
         return RunResult("error", None, time.monotonic() - start, f"cannot start {argv[0]}: {exc}",
                          started_wall)
+    if cancel is not None and cancel.is_set():
+        _end_group(proc, kill_grace)
+        return RunResult("stopped", None, time.monotonic() - start, "not run: ishowd is stopping", started_wall)
     kept = bytearray()
-    timed_out = False
+    timed_out = stopped = False
     sel = selectors.DefaultSelector()
     try:
         out_fd = proc.stdout.fileno()
@@ -102,13 +133,17 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
             sel.register(in_fd, selectors.EVENT_WRITE)
         else:
             proc.stdin.close()
-        while sel.get_map():
+        if cancel is not None:
+            sel.register(cancel.fileno(), selectors.EVENT_READ)
+        while out_fd in sel.get_map() or in_fd in sel.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
             for key, _ in sel.select(remaining):
-                if key.fd == in_fd:
+                if cancel is not None and key.fd == cancel.fileno():
+                    stopped = True
+                elif key.fd == in_fd:
                     try:
                         pending = pending[os.write(in_fd, pending[:65536]):]
                     except BlockingIOError:
@@ -127,12 +162,18 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
                         sel.unregister(out_fd)
                     elif len(kept) < OUTPUT_BYTES:
                         kept += chunk[:OUTPUT_BYTES - len(kept)]
-        if not timed_out:
+            if stopped:
+                break
+        # its output is closed: wait for it to exit (in slices only to see a cancel; rare)
+        while not (timed_out or stopped):
+            remaining = deadline - time.monotonic()
             try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
+                proc.wait(max(0.0, remaining if cancel is None else min(remaining, 0.25)))
+                break
             except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
+                timed_out = remaining <= 0.25 or cancel is None
+                stopped = cancel is not None and cancel.is_set()
+        if timed_out or stopped:
             _end_group(proc, kill_grace)
             try:  # what it wrote before it was killed
                 while len(kept) < OUTPUT_BYTES:
@@ -156,7 +197,7 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
     duration = time.monotonic() - start
     lines = kept.decode("utf-8", "replace").splitlines()[:max_lines]
     output = "\n".join(lines)
-    if timed_out:
-        return RunResult("timeout", None, duration, output, started_wall)
+    if timed_out or stopped:
+        return RunResult("stopped" if stopped else "timeout", None, duration, output, started_wall)
     rc = proc.returncode
     return RunResult("ok" if rc == 0 else "failed", rc, duration, output, started_wall)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from alerts_helpers import gone, hook_runs, make_config, open_store, sample, wait_for, write_hook
+from alerts_helpers import db, gone, hook_runs, make_config, open_store, sample, wait_for, write_hook
 from ishowd.alerts.evaluator import Evaluator
 from ishowd.alerts.hooks import HookRunner, run_command
 from ishowd.alerts.rules import Hook
@@ -300,3 +301,53 @@ def test_a_hook_that_never_reads_stdin_is_not_stuck(tmp_path, stdin_size):
     result = run_command([sys.executable, "-c", "import sys; sys.stdin.read()"], b"x" * stdin_size,
                          dict(os.environ), 10)
     assert result.status == "ok"
+
+
+def test_stopping_ends_hooks_in_flight_after_their_grace_whatever_their_timeout(tmp_path):
+    """Shutdown waited out a hook's timeout (37 s seen); now a run in flight gets the kill grace,
+    then its whole group is ended and the run recorded as stopped; what waits is dropped."""
+    pids = tmp_path / "pids"
+    stubborn = write_hook(tmp_path, "stubborn.py", STUBBORN)
+    got, record = collect()
+    runner = HookRunner(record, workers=1, kill_grace=0.3)
+    runner.submit(Hook("stubborn", (str(stubborn), str(pids)), timeout=300, retries=2), {}, 1)
+    runner.submit(Hook("waiting", ("/bin/true",), timeout=5, retries=0), {}, 2)
+    wait_for(pids.exists, what="the hook and its grandchild to start")
+    hook_pid, grandchild = map(int, pids.read_text().split())
+    t0 = time.monotonic()
+    runner.close()
+    took = time.monotonic() - t0
+    assert took < 60, took  # far below the hook's 300 s timeout
+    assert sorted((g[1], g[3]) for g in got) == [("stubborn", "stopped"), ("waiting", "dropped")]
+    assert wait_for(lambda: gone(hook_pid) and gone(grandchild), what="the group to be gone")
+
+
+def test_a_storm_of_alert_changes_is_summarised_not_logged_line_by_line(tmp_path, caplog):
+    """50 series flapping every tick: every change is recorded, but the log gets a bounded
+    number of lines and one summary of what it held back."""
+    cfg = make_config(tmp_path, RULES, interval="1s")
+    store = open_store(cfg)
+    ev = Evaluator(cfg, store)
+    clock = [0.0]
+    ev.said.clock = lambda: clock[0]
+    caplog.set_level(logging.INFO, logger="ishowd.alerts")
+    try:
+        for i in range(40):
+            t = 1000 + i
+            clock[0] = float(i)
+            hot = 90.0 if i % 2 == 0 else 20.0
+            store.write(t, [sample("gpu_temperature_celsius", hot, gpu=f"gpu{n}") for n in range(50)])
+            ev.run(t)
+        clock[0] = 61.0
+        ev.run(1040)
+    finally:
+        ev.close()
+        store.close()
+    with db(cfg) as conn:
+        events = conn.execute("SELECT count(*) FROM alert_events").fetchone()[0]
+    assert events == 40 * 50  # every firing and resolving recorded
+    lines = [r.getMessage() for r in caplog.records if r.name == "ishowd.alerts"]
+    change_lines = [m for m in lines if m.startswith("alert hot{")]
+    assert len(change_lines) == ev.said.burst
+    (summary,) = [m for m in lines if "were not logged one by one" in m]
+    assert summary.startswith(f"{events - ev.said.burst} more alert changes")

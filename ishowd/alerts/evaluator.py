@@ -17,6 +17,7 @@ import socket
 from typing import Optional
 
 from ..metrics import labels_text as _labels_text, parse_labels_key
+from ..logbudget import LogBudget
 from ..settings import stale_window
 from ..store import codec, sql
 from ..timefmt import iso, to_us
@@ -38,6 +39,7 @@ class Evaluator:
         self.engine = Engine(self.rules, self.stale)
         self.host = host or socket.gethostname()
         a = config.alerts
+        self.said = LogBudget(log, "alert changes")
         self.runner = HookRunner(self._record_run, workers=a.hook_workers, queue=a.hook_queue,
                                  retry_delay=a.hook_retry_delay, kill_grace=a.hook_kill_grace,
                                  output_lines=a.hook_output_lines)
@@ -140,6 +142,8 @@ class Evaluator:
         if not self._started:
             self._start(now)
         self._drain(now)
+        self.said.flush()
+        self.runner.said.flush()
         changes = self.engine.evaluate(now)
         if changes:
             self._persist(changes, now)
@@ -171,11 +175,12 @@ class Evaluator:
             st = ch.alert
             rule = self.engine.rule_by_name[st.rule]
             if ch.kind == "firing":
-                log.warning("alert %s%s firing (%s): %s, value %s%s", st.rule, _labels_text(st.labels),
-                            st.severity, rule.describe(), number(st.value),
-                            f": {st.summary}" if st.summary else "")
+                self.said.log(logging.WARNING, "alert %s%s firing (%s): %s, value %s%s", st.rule,
+                              _labels_text(st.labels), st.severity, rule.describe(), number(st.value),
+                              f": {st.summary}" if st.summary else "")
             else:
-                log.info("alert %s%s resolved: value %s", st.rule, _labels_text(st.labels), number(ch.value))
+                self.said.log(logging.INFO, "alert %s%s resolved: value %s", st.rule, _labels_text(st.labels),
+                              number(ch.value))
             payload = self.payload(ch, rule)
             for hook in self.hooks:
                 if hook.wants(st.rule, st.severity):
@@ -205,7 +210,7 @@ class Evaluator:
                 "duration": round(result.duration, 6), "status": result.status, "exit_code": result.exit_code,
                 "output": result.output})
 
-    def close(self, wait: float = 30.0) -> None:
+    def close(self, wait: Optional[float] = None) -> None:
         try:
             self.store.observers.remove(self._observe)
         except ValueError:

@@ -20,6 +20,12 @@ queues them. At most ``hook_queue`` wait; beyond that a run is dropped (and
 recorded as such). A failed run (non-zero exit, timeout, cannot start) is
 retried up to the hook's ``retries`` times, ``hook_retry_delay`` after the
 first failure, doubling after each. Every attempt is recorded.
+
+At shutdown, runs in flight and runs due get ``kill_grace`` to finish; then
+the groups still running are ended (SIGTERM, SIGKILL after ``kill_grace``)
+and recorded as ``stopped``, and what still waits (retries due later) is
+recorded as dropped. So stopping takes about twice ``kill_grace`` at most,
+whatever the hooks' timeouts.
 """
 from __future__ import annotations
 
@@ -33,7 +39,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..process import RunResult, run_command
+from ..logbudget import LogBudget
+from ..process import Cancel, RunResult, run_command
 from .rules import Hook
 
 log = logging.getLogger("ishowd.alerts")
@@ -80,6 +87,8 @@ class HookRunner:
         self._busy = 0
         self._closing = False
         self._close_by = 0.0
+        self._cancel = Cancel()
+        self.said = LogBudget(log, "hook failures and drops")
 
     def submit(self, hook: Hook, payload: dict, event_id: int) -> bool:
         """Queue a run now; False (and a recorded ``dropped`` run) when the queue is full."""
@@ -93,7 +102,7 @@ class HookRunner:
                 self._cond.notify()
         if full:
             why = "daemon stopping" if self._closing else f"queue full ({self.queue_limit} runs waiting)"
-            log.warning("hook %s for event %d dropped: %s", hook.name, event_id, why)
+            self.said.log(logging.WARNING, "hook %s for event %d dropped: %s", hook.name, event_id, why)
             self._record(event_id, hook, 1, RunResult("dropped", None, 0.0, why, time.time()))
             return False
         return True
@@ -144,15 +153,16 @@ class HookRunner:
         env = dict(os.environ)
         env.update(alert_env(job.payload))
         result = run_command(hook.command, data, env, hook.timeout, kill_grace=self.kill_grace,
-                             max_lines=self.output_lines)
+                             max_lines=self.output_lines, cancel=self._cancel)
         self._record(job.event_id, hook, job.attempt, result)
         if result.status == "ok":
             return
-        retry = job.attempt <= hook.retries
-        log.warning("hook %s (%s %s, attempt %d): %s%s", hook.name, job.payload.get("rule"),
-                    job.payload.get("state"), job.attempt,
-                    result.status + (f" with exit status {result.exit_code}" if result.exit_code is not None else ""),
-                    "; retrying" if retry else "; giving up")
+        retry = job.attempt <= hook.retries and result.status != "stopped"  # stopped by us: not its failure
+        self.said.log(logging.WARNING, "hook %s (%s %s, attempt %d): %s%s", hook.name, job.payload.get("rule"),
+                      job.payload.get("state"), job.attempt,
+                      result.status + (f" with exit status {result.exit_code}" if result.exit_code is not None
+                                       else ""),
+                      "; retrying" if retry else "; giving up")
         if retry:
             delay = self.retry_delay * 2 ** (job.attempt - 1)
             with self._cond:
@@ -164,16 +174,32 @@ class HookRunner:
         with self._cond:
             return not self._heap and self._busy == 0
 
-    def close(self, wait: float = 30.0) -> None:
-        """Finish what is running and what falls due within ``wait`` seconds; record the rest as dropped."""
+    def wait_idle(self) -> None:
+        """Until no run is in flight or due now (each is bounded by its timeout); retries due
+        later are left to ``close``, which records them as dropped."""
+        with self._cond:
+            while self._busy or (self._heap and self._heap[0].due <= time.monotonic()):
+                self._cond.wait(0.5 if self._heap else None)
+
+    def close(self, wait: Optional[float] = None) -> None:
+        """Stop within ``wait`` seconds (default ``kill_grace``) and the kill grace: runs in flight,
+        and runs due by then, may finish until ``wait`` is up; then the groups still running are
+        ended and recorded as stopped, and what still waits is recorded as dropped."""
         with self._cond:
             self._closing = True
-            self._close_by = time.monotonic() + wait
+            self._close_by = time.monotonic() + (self.kill_grace if wait is None else wait)
             self._cond.notify_all()
         for t in self._threads:
-            t.join()
+            t.join(max(0.0, self._close_by - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.warning("ending the hook runs still in flight at stop (SIGTERM, then SIGKILL after %gs)",
+                        self.kill_grace)
+            self._cancel.set()
+        for t in self._threads:
+            t.join()  # bounded: a cancelled run ends its group within kill_grace (and a few seconds' wait)
+        self._cancel.close()
         with self._cond:
             left, self._heap = self._heap, []
         for job in left:
-            self._record(job.event_id, job.hook, job.attempt,
-                         RunResult("dropped", None, 0.0, "daemon stopped before the retry was due", time.time()))
+            why = "ishowd stopped before the retry was due" if job.attempt > 1 else "ishowd stopped before it ran"
+            self._record(job.event_id, job.hook, job.attempt, RunResult("dropped", None, 0.0, why, time.time()))

@@ -17,7 +17,7 @@ with at most one instance of itself at a time. ``after_tick = True`` tasks run
 right after each sampling tick instead of on their own interval (alert
 evaluation). ``cron()`` may return APScheduler cron fields (a dict such as
 ``{"hour": 3, "minute": 0}``) for calendar jobs. ``ishowd run --once`` runs
-every task once, in ``order``, after the single tick.
+every task once, in ``order``, after the single tick, then lets each ``settle()``.
 """
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ class Task(Part):
 
     def run(self, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def settle(self) -> None:
+        """``run --once`` only, before ``close``: finish what this run queued (a stopping
+        daemon does not wait: ``close`` bounds it)."""
 
 
 REGISTRY: Registry["Task"] = Registry("task")

@@ -28,6 +28,9 @@ class AlertsTask(Task):
     def run(self, now: float) -> None:
         self.evaluator.run(now)
 
+    def settle(self) -> None:
+        self.evaluator.runner.wait_idle()
+
     def close(self) -> None:
         if self.evaluator is not None:
             self.evaluator.close()
