@@ -75,6 +75,9 @@ def test_history_json_matches_the_written_values(populated):
     first = next(r for r in rows if datetime.fromisoformat(r["ts"]).timestamp() == start)
     # one sample a minute, value = 2**30 + seconds since start
     assert first["count"] == 60 and first["min"] == float(1 << 30) and first["max"] == float(1 << 30) + 3540
+    # sealed hours and the head alike: a count is an integer in the JSON (sealed ones came out as 60.0)
+    assert all(type(r["count"]) is int for r in rows)
+    assert '"count": 60\n' in result.output
     assert first["mean"] == pytest.approx((1 << 30) + 1770)
     stamps = [r["ts"] for r in rows]
     assert stamps == sorted(stamps)

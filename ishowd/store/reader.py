@@ -205,7 +205,8 @@ class Reader:
         result = []
         for s in self.series(name, match):
             for b, agg in self.buckets(s.id, since, until, step).items():
-                result.append(Bucket(b, s.labels, agg[0], agg[1], agg[2], rollup.mean(agg)))
+                # counts come back from sealed rollups as floats (a chunk's columns are): a count is whole
+                result.append(Bucket(b, s.labels, int(agg[0]), agg[1], agg[2], rollup.mean(agg)))
         result.sort(key=lambda b: (b.ts, sorted(b.labels.items())))
         return result
 
