@@ -25,8 +25,15 @@ def _declaring_modules() -> tuple:
     """Every module with ``KEYS``/``TABLES``/``CHECKS``/``METRICS`` declarations."""
     from . import settings
     from .alerts import rules
-    from .specs import backend, clocks, daemon, fan, gpu, host, power, thermal
-    return (settings, host, thermal, fan, power, gpu, clocks, backend, daemon, rules)
+    from .specs import backend, clocks, daemon, deployment, fan, gpu, host, power, thermal
+    return (settings, host, thermal, fan, power, gpu, clocks, backend, daemon, rules, deployment,
+            *_job_modules())
+
+
+def _job_modules() -> tuple:
+    """Each maintenance job's module: it declares its keys beside its code (and imports only the
+    standard library at the top, so reading the declarations stays cheap)."""
+    return ()
 
 
 @lru_cache(maxsize=None)
@@ -65,6 +72,13 @@ def collectors() -> dict:
     """Every collector class by name (imports the collector modules: the daemon's business)."""
     from .collectors import (REGISTRY, backend, fan, gpu_memory, host, jetson_gpu, jtop,  # noqa: F401
                              nvml, nvpmodel, power, thermal)
+    return dict(REGISTRY.classes)
+
+
+def jobs() -> dict:
+    """Every maintenance job class by name."""
+    from .jobs import REGISTRY
+    _job_modules()
     return dict(REGISTRY.classes)
 
 

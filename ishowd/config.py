@@ -250,21 +250,26 @@ def build(data: dict, file: str, schema: Schema) -> Config:
     cfg = Config(source=file, schema=schema)
     if not isinstance(data, dict):  # pragma: no cover - tomllib always returns a dict
         raise ConfigError(file, "", "a TOML document")
-    array_roots = {n.split(".")[0] for n in schema.arrays}
+    # "jobs.backup" is the table [jobs.backup], a child of [jobs]
+    roots = {n.split(".")[0] for n in (*schema.sections, *schema.arrays)}
     for name, value in data.items():
-        if name not in schema.sections and name not in array_roots:
-            known = ", ".join(sorted(set(schema.sections) | array_roots))
+        if name not in roots:
+            known = ", ".join(sorted(n for n in roots))
             raise ConfigError(file, f"[{name}]", f"a known section ({known})",
                               detail=f"unknown section (known: {known})")
         if not isinstance(value, dict):
             raise ConfigError(file, name, "a table such as [" + name + "]", value)
     for name, keys in schema.sections.items():
-        given = dict(data.get(name, {}))
-        # array-of-table children such as alerts.rules are handled below
-        for arr in schema.arrays:
-            root, _, child = arr.partition(".")
-            if root == name:
-                given.pop(child, None)
+        root, _, child = name.partition(".")
+        given = data.get(root, {}).get(child, {}) if child else data.get(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(file, name, "a table such as [" + name + "]", given)
+        given = dict(given)
+        # children such as [[alerts.rules]] and [jobs.backup] are their own tables
+        children = [n.partition(".") for n in (*schema.arrays, *schema.sections)]
+        for parent, _, sub in children:
+            if parent == name and sub:
+                given.pop(sub, None)
         cfg.sections[name] = _fill(keys, given, f"[{name}] ", file, f"known keys of [{name}]")
     for arr, keys in schema.arrays.items():
         root, _, child = arr.partition(".")
