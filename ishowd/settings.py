@@ -8,17 +8,37 @@ from __future__ import annotations
 
 import math
 
-from .config import ConfigError, Key, parse_duration
+from .config import ConfigError, Key, format_duration, parse_duration
+
+# Retention: at least an hour (sealing works an hour at a time), at most ten years ("forever"
+# is how the hour rollups are kept longer).
+RETENTION_MIN, RETENTION_MAX = 3600, 3650 * 86400
+
+
+def _hour_retention_problem(text: str) -> str | None:
+    if text == "forever":
+        return None
+    try:
+        if RETENTION_MIN <= parse_duration(text) <= RETENTION_MAX:
+            return None
+    except ValueError:
+        pass
+    return (f'"forever" or a duration such as 365d between {format_duration(RETENTION_MIN)} '
+            f'and {format_duration(RETENTION_MAX)}')
+
 
 KEYS = {
     "storage": {
         "path": Key("path", "", "the SQLite file; empty: $STATE_DIRECTORY/ishowd.db or ~/.local/state/ishowd/ishowd.db"),
-        "raw_retention": Key("duration", "14d", "how long raw samples are kept", min=3600),
-        "minute_retention": Key("duration", "90d", "how long per-minute rollups are kept", min=3600),
-        "hour_retention": Key("str", "forever", 'how long per-hour rollups are kept ("forever" or a duration)'),
+        "raw_retention": Key("duration", "14d", "how long raw samples are kept",
+                             min=RETENTION_MIN, max=RETENTION_MAX),
+        "minute_retention": Key("duration", "90d", "how long per-minute rollups are kept",
+                                min=RETENTION_MIN, max=RETENTION_MAX),
+        "hour_retention": Key("str", "forever", 'how long per-hour rollups are kept ("forever" or a duration)',
+                              check=_hour_retention_problem),
     },
     "sampling": {
-        "interval": Key("duration", "10s", "time between samples", min=1),
+        "interval": Key("duration", "10s", "time between samples", min=1, max=3600),
     },
     "host": {
         "sysfs_root": Key("path", "/sys", "every sysfs read goes through this root"),
@@ -50,12 +70,7 @@ def stale_window(cfg) -> float:
 
 def _check_retention(cfg) -> None:
     st = cfg.storage
-    try:
-        hour = hour_retention_seconds(cfg)
-    except ValueError:
-        raise ConfigError(cfg.source, "[storage] hour_retention", '"forever" or a duration such as 365d',
-                          st.hour_retention) from None
-    if not st.raw_retention <= st.minute_retention <= hour:
+    if not st.raw_retention <= st.minute_retention <= hour_retention_seconds(cfg):
         raise ConfigError(cfg.source, "[storage] raw_retention/minute_retention/hour_retention",
                           "", detail="rollups must be kept at least as long as what they summarise "
                                      "(raw <= minute <= hour)")

@@ -63,7 +63,16 @@ def test_lookup_order(clean_env, tmp_path):
 BAD = [
     ('[sampling]\ninterval = "ten"\n', "[sampling] interval", "duration"),
     ('[sampling]\ninterval = 10\n', "[sampling] interval", "duration"),
-    ('[sampling]\ninterval = "0s"\n', "[sampling] interval", "at least 1s"),
+    ('[sampling]\ninterval = "0s"\n', "[sampling] interval", "between 1s and 1h"),
+    ('[sampling]\ninterval = "500000w"\n', "[sampling] interval", "between 1s and 1h"),
+    ('[rtf]\nbaseline = nan\n', "[rtf] baseline", "a finite number between 0.001 and 100"),
+    ('[rtf]\nbatch_bytes = 99999999999999999999\n', "[rtf] batch_bytes", "between 131072 and 268435456"),
+    ('[rtf]\nignore_errors = ["' + "(" * 900 + ")" * 900 + '"]\n', "[rtf] ignore_errors", "nested too deeply"),
+    ('[storage]\nhour_retention = "' + "9" * 400 + 's"\n', "[storage] hour_retention", '"forever" or'),
+    ('[storage]\npath = "/var/lib/' + "x" * 256 + '.db"\n', "[storage] path", "no part over 255 bytes"),
+    ('[storage]\npath = "a\\u0000b"\n', "[storage] path", "without NUL"),
+    ('[host]\ndisk_paths = ["/ssd", ""]\n', "[host] disk_paths", "none of them empty"),
+    ('[sampling]\n"a\\nb" = 1\n', "[sampling] a\\nb", "unknown key"),
     ('[sampling]\nintervall = "10s"\n', "[sampling] intervall", "unknown key"),
     ('[samplin]\ninterval = "10s"\n', "[samplin]", "unknown section"),
     ('[storage]\npath = 5\n', "[storage] path", "file path"),
@@ -71,6 +80,12 @@ BAD = [
     ('[storage]\nhour_retention = "sometimes"\n', "[storage] hour_retention", "forever"),
     ('[host]\ndisk_paths = "/ssd"\n', "[host] disk_paths", "list"),
     ('[exporter]\nlisten = "nowhere"\n', "[exporter] listen", "address"),
+    ('[exporter]\nlisten = "127.0.0.1:99999"\n', "[exporter] listen", "a port from 0 to 65535"),
+    ('[exporter]\nlisten = ":9733"\n', "[exporter] listen", '"0.0.0.0:9733" listens on every interface'),
+    ('[exporter]\nlisten = "127.0.0.256:9733"\n', "[exporter] listen", "four numbers from 0 to 255"),
+    ('[exporter]\nlisten = "[::g]:9733"\n', "[exporter] listen", "an IPv6 address inside the brackets"),
+    ('[exporter]\nlisten = "my_host:9733"\n', "[exporter] listen", "a host name"),
+    ('[backend]\nurl = "http://127.0.0.1:99999"\n', "[backend] url", "a port from 1 to 65535"),
     ('[sampling\ninterval = "10s"\n', "", "not valid TOML"),
     ('sampling = 3\n', "sampling", "table"),
 ]
@@ -84,6 +99,13 @@ def test_bad_config_names_file_and_key(tmp_path, text, key, expected):
         catalog.load_config(str(path))
     msg = str(err.value)
     assert str(path) in msg and key in msg and expected in msg, msg
+    assert msg.isprintable() and len(msg) < 1000, msg
+
+
+@pytest.mark.parametrize("listen", ["", "127.0.0.1:9733", "0.0.0.0:0", "[::1]:9733", "[::]:65535",
+                                    "localhost:9733", "localhost.:9733", "metrics-1.example.org:9733"])
+def test_exporter_addresses_that_load(listen):
+    assert catalog.loads_config(f'[exporter]\nlisten = "{listen}"\n').exporter.listen == listen
 
 
 def test_unreadable_and_non_utf8(tmp_path):

@@ -9,22 +9,37 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..config import ConfigError, Key
+from ..config import ConfigError, Key, host_problem, port_problem, shown
 from ..metrics import declare
+
+URL_HINT = "an http:// or https:// URL such as http://127.0.0.1:27121"
 
 
 def _check_url(url: str) -> Optional[str]:
-    if not url.startswith(("http://", "https://")):
-        return "an http:// or https:// URL such as http://127.0.0.1:27121"
-    return None
+    """``http(s)://host[:port][/path]``: what urllib would refuse on every probe (a port past
+    65535, a space, no host) is refused here, once."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("http", "https") or not sep or not url.isprintable() or " " in url:
+        return URL_HINT
+    authority = rest.split("/", 1)[0]
+    host, colon, port = authority.rpartition(":")
+    if not colon or "]" in port:          # no port: "host" or "[::1]"
+        host, port = authority, None
+    if not host:
+        return URL_HINT
+    problem = host_problem(host)
+    if problem:
+        return f"{problem} in {URL_HINT}"
+    problem = None if port is None else port_problem(port, 1)
+    return f"{problem} after the host, in {URL_HINT}" if problem else None
 
 
 KEYS_BACKEND = {
     "url": Key("str", "http://127.0.0.1:27121", "the backend's base URL (health probe, HTTP benchmark)",
                check=_check_url),
     "health_interval": Key("duration", "30s", "how often GET /api/health is probed (each probe adds two lines "
-                           "to the backend's log)", min=1),
-    "health_timeout": Key("duration", "2s", "the probe's timeout: slower counts as down", min=0.001),
+                           "to the backend's log)", min=1, max=3600),
+    "health_timeout": Key("duration", "2s", "the probe's timeout: slower counts as down", min=0.001, max=60),
     "binary": Key("path", "/ssd/ishowtts/target/release/ishowtts-backend",
                   "the backend executable: its process is found by this path (its /proc/PID/exe), never by a "
                   "name substring, for backend_rss_bytes"),
@@ -43,23 +58,25 @@ def _regex_list(patterns) -> Optional[str]:
     for p in patterns:
         try:
             re.compile(p)
-        except re.error as exc:
-            return f"a list of regular expressions ({p!r}: {exc})"
+        except (re.error, OverflowError) as exc:    # OverflowError: a repeat count such as {99999999999}
+            return f"a list of regular expressions ({shown(p)}: {exc})"
+        except RecursionError:                       # what the parser raises for hundreds of nested groups
+            return f"a list of regular expressions ({shown(p)}: nested too deeply)"
     return None
 
 
 KEYS_RTF = {
     "logs": Key("pathlist", [DEFAULT_LOG], "the backend logs to read, one or more; each is truncated at every "
                 "backend start, rotated by copy-then-truncate or by rename: all are followed"),
-    "interval": Key("duration", "5s", "how often new log lines are read", min=1),
+    "interval": Key("duration", "5s", "how often new log lines are read", min=1, max=3600),
     "batch_bytes": Key("int", 4 << 20, "at most this many bytes are read per transaction (the writer lock is "
                        "released between batches, so a long catch-up never holds up a sampling tick)",
-                       min=1 << 17),
+                       min=1 << 17, max=256 << 20),
     "catchup_workers": Key("int", -1, "worker processes that scan a long backlog in parallel (the daemon commits "
                            "in order); -1: half the usable cores, at least 2 and at most 4, none on one core; 0: never",
-                           min=-1),
+                           min=-1, max=64),
     "catchup_from": Key("int", 64 << 20, "a backlog of at least this many bytes is scanned by the workers",
-                        min=1 << 17),
+                        min=1 << 17, max=1 << 40),
     "ignore_errors": Key("strlist", ["GPU device discovery failed"],
                          "regular expressions: error/warning lines matching one are not counted in "
                          "backend_log_errors_total (the onnxruntime device-discovery warning is harmless)",
@@ -68,12 +85,15 @@ KEYS_RTF = {
                    "where rotated copies of a log are looked for, as globs relative to the log's directory "
                    "(the lines a rotation moved away before they were read are read from the copy)"),
     "follow_rotated": Key("duration", "10m", "a log renamed away (rename rotation) is followed until it has "
-                          "not grown for this long"),
-    "baseline": Key("float", 0.30, "the RTF baseline of `ishowctl rtf weekly` (its --baseline default)", min=0.001),
+                          "not grown for this long", min=0, max=7 * 86400),
+    "baseline": Key("float", 0.30, "the RTF baseline of `ishowctl rtf weekly` (its --baseline default)",
+                    min=0.001, max=100),
     "threshold": Key("float", 0.20, "a week regresses when its mean API RTF exceeds baseline x (1 + threshold) "
-                     "(--threshold default)", min=0),
-    "min_requests": Key("int", 20, "weeks with fewer API requests than this are reported but not judged", min=1),
-    "hot_celsius": Key("float", 80.0, "GPU temperature from which `rtf weekly` names heat as a likely cause"),
+                     "(--threshold default)", min=0, max=10),
+    "min_requests": Key("int", 20, "weeks with fewer API requests than this are reported but not judged",
+                        min=1, max=1_000_000),
+    "hot_celsius": Key("float", 80.0, "GPU temperature from which `rtf weekly` names heat as a likely cause",
+                       min=0, max=150),
 }
 
 

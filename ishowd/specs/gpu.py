@@ -49,8 +49,10 @@ KEYS = {"gpu": {
                 '"auto" skips NVML on a Jetson, whose GPU is read from sysfs; "on" always tries; "off" never',
                 choices=("auto", "on", "off")),
     "nvpmodel_path": Key("path", "", 'the nvpmodel command; "" searches $PATH, /usr/sbin and /usr/bin'),
-    "nvpmodel_interval": Key("duration", "1h", "how often `nvpmodel -q` is run again (it is a subprocess)", min=60),
-    "nvpmodel_timeout": Key("duration", "5s", "how long `nvpmodel -q` may take", min=0.1),
+    "nvpmodel_interval": Key("duration", "1h", "how often `nvpmodel -q` is run again (it is a subprocess)",
+                             min=60, max=86400),
+    # it runs inside a sampling tick: longer would hold the tick up
+    "nvpmodel_timeout": Key("duration", "5s", "how long `nvpmodel -q` may take", min=0.1, max=60),
     "jtop": Key("str", "auto", 'use jetson-stats (AGPL-3.0, pip install "ishowd[jtop]") where jtop.service runs: '
                 '"auto" or "off"', choices=("auto", "off")),
     "jtop_socket": Key("path", "/run/jtop.sock", "the socket jtop.service listens on; jtop is used only when it exists"),
