@@ -7,6 +7,7 @@ sees is exactly what was stored; names, help and types come from the registry.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -63,13 +64,19 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + fmt, self.address_string(), *args)
 
 
+class _Server6(ThreadingHTTPServer):
+    """For an IPv6 address such as [::1]:9733 (the stock server's socket is IPv4 only)."""
+    address_family = socket.AF_INET6
+
+
 def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
-    """Start serving; on a bad or busy address log the error and carry on without it."""
+    """Start serving; when the address cannot be had (in use, not this host's, a name that does
+    not resolve) log it once and carry on without it. The config has checked its form."""
     listen = config.exporter.listen
     if not listen:
         return None
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
+    shown_host, _, port = listen.rpartition(":")
+    host = shown_host.strip("[]")
     from .settings import stale_window
     from .store.reader import Reader
 
@@ -81,12 +88,13 @@ def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
             reader.close()
 
     try:
-        server = ThreadingHTTPServer((host, int(port)), _Handler)
+        server = (_Server6 if ":" in host else ThreadingHTTPServer)((host, int(port)), _Handler)
     except OSError as exc:
         log.error("exporter: cannot listen on %s (%s); /metrics is off, sampling goes on", listen, exc)
         return None
     server.daemon_threads = True
     server.scrape = scrape  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, name="exporter", daemon=True).start()
-    log.info("serving /metrics on http://%s/metrics", listen)
+    # the port bound, not the one asked for: port 0 is the kernel's pick
+    log.info("serving /metrics on http://%s:%d/metrics", shown_host, server.server_address[1])
     return server
