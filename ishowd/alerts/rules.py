@@ -77,10 +77,12 @@ TABLES = {"alerts.rules": {
     "labels": Key("table", None, "only series with these label values", check=_string_table),
     "op": Key("str", None, "comparison with the threshold", choices=tuple(OPS), required=True),
     "threshold": Key("float", None, "the value compared with", required=True),
+    # states outlive restarts, so a condition may be judged over as long as samples are kept:
+    # ten years, [storage]'s longest retention (rules_of holds a window to raw_retention)
     "for": Key("duration", None, "how long the condition must hold before the alert fires (default 0s)",
-               min=0, max=7 * 86400),
-    # the evaluator holds a window's samples in memory: a week of them is already a lot
-    "window": Key("duration", None, "judge a statistic over this window (with aggregate)", min=1, max=7 * 86400),
+               min=0, max=3650 * 86400),
+    "window": Key("duration", None, "judge a statistic over this window (with aggregate)", min=1,
+                  max=3650 * 86400),
     "aggregate": Key("str", None, "the statistic over the window", choices=AGGREGATES),
     "severity": Key("str", None, "info, warning or critical (default warning)", choices=SEVERITIES),
     "summary": Key("str", None, "a sentence for people: shown in status, given to hooks"),
