@@ -88,6 +88,8 @@ BASE_ITEMS = {
 }
 # Keys a cross-key check orders (raw <= minute <= hour retention): tried together, one value.
 TIED = {("storage", "raw_retention"), ("storage", "minute_retention"), ("storage", "hour_retention")}
+# What a key's bounds need of other keys to be reached: a rule's window is judged from raw samples.
+ROOM = {("alerts.rules", "window"): '[storage]\nraw_retention = "3650d"\nminute_retention = "3650d"\n'}
 
 
 def declared():
@@ -114,8 +116,9 @@ def document(where, name, value, *, tied: bool = False) -> str:
         # the default rules' windows (up to a day) need raw samples that long: none here
         return (f"[{place}]\n" + "".join(f"{json.dumps(n)} = {toml(value)}\n" for s, n in sorted(TIED) if s == place)
                 + "[alerts]\nrules = []\n")
-    text = "".join(f"[[{a}]]\n" + "".join(f"{json.dumps(k)} = {toml(v)}\n" for k, v in item.items())
-                   for a, item in BASE_ITEMS.items() if a != place)
+    text = ROOM.get((place, name), "") if tied else ""
+    text += "".join(f"[[{a}]]\n" + "".join(f"{json.dumps(k)} = {toml(v)}\n" for k, v in item.items())
+                    for a, item in BASE_ITEMS.items() if a != place)
     item = dict(BASE_ITEMS[place], **{name: value})
     return text + f"[[{place}]]\n" + "".join(f"{json.dumps(k)} = {toml(v)}\n" for k, v in item.items())
 
