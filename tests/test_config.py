@@ -86,6 +86,7 @@ BAD = [
     ('[exporter]\nlisten = "[::g]:9733"\n', "[exporter] listen", "an IPv6 address inside the brackets"),
     ('[exporter]\nlisten = "my_host:9733"\n', "[exporter] listen", "a host name"),
     ('[backend]\nurl = "http://127.0.0.1:99999"\n', "[backend] url", "a port from 1 to 65535"),
+    ('[jobs]\ntimezone = "Mars/Olympus_Mons"\n', "[jobs] timezone", "an IANA time zone name"),
     ('[sampling\ninterval = "10s"\n', "", "not valid TOML"),
     ('sampling = 3\n', "sampling", "table"),
 ]
