@@ -24,6 +24,7 @@ from .collectors import Collector, TickContext
 from .config import Config
 from .metrics import Sample
 from .specs.daemon import COLLECTOR_DURATION, COLLECTOR_SUCCESS
+from .store.errors import is_storage_failure
 
 log = logging.getLogger("ishowd")
 
@@ -50,6 +51,7 @@ class Daemon:
             if self._setup(task):
                 self.tasks.append(task)
         self.ticks = 0
+        self.exit_code = 0
         self._warned: set[tuple[str, str]] = set()
         self._tick_lock = threading.Lock()
 
@@ -101,19 +103,41 @@ class Daemon:
         """Sample, write, maintain, run after-tick tasks (unless ``after`` is False). Returns the samples written."""
         with self._tick_lock:
             now = time.time() if now is None else now
+            moved = self.store.moved()
+            if moved:
+                self._stop(f"{moved}: stopping, for writing on would go where no reader looks; "
+                           "started again, ishowd begins a new store there")
+                return 0
             batch = self.collect(now)
+            if self.store.writes_failing:
+                self.store.shrink_wal()
+            written = None
             try:
                 written = self.store.write(now, batch)
                 self.store.maintain(now)
             except Exception as exc:  # a full disk must not kill the daemon; the next tick retries
-                log.error("writing the tick failed: %s", exc)
-                written = 0
+                if is_storage_failure(exc):
+                    self.store.write_failed("tick", exc, tick_lost=written is None)
+                else:
+                    log.error("writing the tick failed: %s", exc)
+            else:
+                self.store.write_succeeded("tick")
             self.ticks += 1
         if after:
             for task in self.tasks:
                 if task.after_tick:
                     self._run_task(task, now)
-        return written
+        return written or 0
+
+    def _stop(self, why: str) -> None:
+        """Stop with exit status 1, said once: systemd starts ishowd again (``Restart=on-failure``)."""
+        if self.exit_code:
+            return
+        self.exit_code = 1
+        log.error("%s", why)
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            scheduler.request_stop()
 
     def _run_task(self, task, now: Optional[float] = None) -> None:
         try:
@@ -243,6 +267,7 @@ def run(config_path: Optional[str], once: bool) -> None:
     finally:
         daemon.close()
     log.info("stopped")
+    sys.exit(daemon.exit_code)
 
 
 def main() -> None:

@@ -43,6 +43,8 @@ DAY = 86400
 # A reader that holds a snapshot for minutes keeps the WAL from being reset;
 # once it lets go, the WAL is truncated back to this size after a checkpoint.
 WAL_SIZE_LIMIT = 1 << 20
+# Writes in a row, by each writer whose writes failed, that end an outage (``Store.write_succeeded``).
+RECOVERED_AFTER = 3
 
 
 def _lock_writer(path: str):
@@ -107,6 +109,9 @@ class Store:
         self.minute_retention = minute_retention
         self.hour_retention = hour_retention
         self.db = connect(self.path)
+        st = os.stat(self.path)
+        self._file = (st.st_dev, st.st_ino)  # the file this writer has open: see ``moved``
+        self._outage: Optional[_Outage] = None
         self.lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {
             (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
@@ -144,11 +149,15 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # after a full disk or an I/O error SQLite has rolled back already (or, when
+                # COMMIT failed, may not have)
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 self._boot_recorded = False  # it may have been in what was rolled back
+                self._forget_uncommitted()
                 raise
-            self.db.execute("COMMIT")
 
     def series_id(self, conn: sqlite3.Connection, name: str, labels: str) -> int:
         key = (name, labels)
@@ -381,11 +390,131 @@ class Store:
         with self.lock:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    # --- when writes fail (a full disk, an I/O error) or the file is taken away -------------
+
+    def _forget_uncommitted(self) -> None:
+        """After a rollback: reload what the transaction may have cached. A series it inserted is
+        not in the store, and the next new series would be given its id."""
+        try:
+            self._series = {(name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
+            self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
+        except sqlite3.Error:
+            # With nothing cached a series is found by inserting it, which the unique (name, labels)
+            # refuses for one already stored: that write fails (and reloads again), never takes a
+            # wrong id.
+            self._series = {}
+
+    @property
+    def writes_failing(self) -> bool:
+        return self._outage is not None
+
+    def write_failed(self, who: str, exc: BaseException, *, tick_lost: bool = False) -> None:
+        """``who`` (the tick, a task) could not write, the disk or the file to blame (a full disk, an
+        I/O error); its transaction was rolled back and it tries again on its next run. Logged once
+        per outage and once for each other cause, not once per try; ``write_succeeded`` ends it."""
+        cause = str(exc)
+        with self.lock:
+            outage = self._outage
+            if outage is None:
+                outage = self._outage = _Outage()
+                log.error("store writes failing: %s (%s; %s); retrying each tick; will say when it recovers",
+                          cause, who, self._room())
+            elif cause not in outage.causes:
+                log.error("store writes still failing, now: %s (%s; %s)", cause, who, self._room())
+            outage.causes.add(cause)
+            outage.failing[who] = 0
+            outage.failed.add(who)
+            outage.ticks_lost += tick_lost
+
+    def write_succeeded(self, who: str) -> None:
+        """``who`` wrote what it had. The outage is over (said once) when every one that failed has
+        done so ``RECOVERED_AFTER`` times in a row and the disk has room for the WAL to grow again;
+        or, room or not, ten times that. On a disk all but full some writes pass between those that
+        fail (each checkpoint frees a little): no recovery to announce."""
+        if self._outage is None:
+            return
+        with self.lock:
+            outage = self._outage
+            if outage is None or who not in outage.failing:
+                return
+            outage.failing[who] += 1
+            streak = min(outage.failing.values())
+            if streak < RECOVERED_AFTER or streak < 10 * RECOVERED_AFTER and self._free() < WAL_SIZE_LIMIT:
+                return
+            self._outage = None
+        lost = outage.ticks_lost
+        retried = sorted(outage.failed - {"tick"})
+        log.warning("store writes recovered after %s: %d tick%s lost%s", _duration(time.monotonic() - outage.since),
+                    lost, "" if lost == 1 else "s",
+                    f"; what {', '.join(retried)} could not write then is written now" if retried else "")
+
+    def shrink_wal(self) -> None:
+        """Before a write is tried again: checkpoint the WAL into the store and truncate it, so space
+        freed on the disk takes the pages waiting in the WAL instead of the WAL growing into it."""
+        try:
+            self.checkpoint()
+        except sqlite3.Error:  # still no room: the next try checkpoints again
+            pass
+
+    def _free(self) -> int:
+        try:
+            fs = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return 0
+        return fs.f_bavail * fs.f_frsize
+
+    def _room(self) -> str:
+        """The store's file system and WAL, for a line that says why writes fail."""
+        from ..units import humanize
+        where = os.path.dirname(os.path.abspath(self.path))
+        try:
+            fs = os.statvfs(where)
+            wal = os.stat(self.path + "-wal").st_size
+        except OSError:
+            return where
+        return (f"{where}: {humanize(fs.f_bavail * fs.f_frsize, 'bytes')} free of "
+                f"{humanize(fs.f_blocks * fs.f_frsize, 'bytes')}, WAL {humanize(wal, 'bytes')}")
+
+    def moved(self) -> Optional[str]:
+        """Why ``path`` no longer names the file this writer has open, or None. Writing on would go
+        where no reader looks, and a deleted file's space comes back only when ishowd exits."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path} was deleted or renamed while ishowd was writing it"
+        except OSError:
+            return None  # cannot tell (an I/O error): the writes say what is wrong
+        if (st.st_dev, st.st_ino) != self._file:
+            return f"{self.path} was replaced by another file while ishowd was writing it"
+        return None
+
     def close(self) -> None:
+        # SQLite neither checkpoints nor removes the WAL of a file renamed or deleted under it: its
+        # frames would wait at the old name, and a database later moved there (a backup put back)
+        # would take them as its own. So a moved store's WAL is checkpointed into it and emptied.
+        mode = "TRUNCATE" if self.moved() else "PASSIVE"
         with self.lock:
             try:
-                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.db.execute(f"PRAGMA wal_checkpoint({mode})")
             except sqlite3.Error:  # closing must not fail on a busy reader
                 pass
             self.db.close()
             self._lock_file.close()  # releases the writer lock
+
+
+class _Outage:
+    """Store writes failing: since when, who failed (and how many writes it has made since its
+    last failure), the causes said."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.failing: dict[str, int] = {}
+        self.failed: set[str] = set()
+        self.causes: set[str] = set()
+        self.ticks_lost = 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..store.errors import is_storage_failure
 from . import Task, register
 
 
@@ -26,4 +27,14 @@ class LogIngest(Task):
         return self.config.rtf.interval
 
     def run(self, now: float) -> None:
-        self.ingestor.run(now)
+        # A write that fails for the disk's sake (full, I/O errors) is said once by the store, not
+        # as a traceback each run; nothing is lost: the positions commit with the records, so the
+        # next run reads again from the last commit.
+        try:
+            self.ingestor.run(now)
+        except Exception as exc:
+            if not is_storage_failure(exc):
+                raise
+            self.store.write_failed(self.name, exc)
+        else:
+            self.store.write_succeeded(self.name)
