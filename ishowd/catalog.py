@@ -33,7 +33,8 @@ def _declaring_modules() -> tuple:
 def _job_modules() -> tuple:
     """Each maintenance job's module: it declares its keys beside its code (and imports only the
     standard library at the top, so reading the declarations stays cheap)."""
-    return ()
+    from .jobs import backup
+    return (backup,)
 
 
 @lru_cache(maxsize=None)
