@@ -268,6 +268,21 @@ def test_a_backup_killed_before_its_rename_leaves_no_backup_and_the_next_run_cle
     assert [b["id"] for b in dep.listed()] == [id_of(T0 + 60)]
 
 
+def test_a_run_stopped_midway_removes_its_partial_folder(dep):
+    from ishowd.jobs import Stopped
+    cancel = Cancel()
+    config = dep.config()
+
+    def progress(text):
+        if text.startswith("copied"):      # as the daemon stopping, or the timeout, would
+            cancel.set()
+    with pytest.raises(Stopped):
+        catalog.jobs()["backup"](config).run(JobContext(config, timeout=60, cancel=cancel, now=T0,
+                                                        progress=progress))
+    assert list(dep.dir.iterdir()) == []
+    assert dep.job(T0 + 1).status == "ok"
+
+
 def mount_tmpfs(where: Path, options: str) -> None:
     where.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:

@@ -21,6 +21,10 @@ def _fail(exc) -> None:
     sys.exit(exc.exit_code)
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
 def _size(n) -> str:
     from ..units import humanize
     return "-" if n is None else humanize(n, "bytes")
@@ -41,16 +45,16 @@ def backups() -> None:
 def list_backups(app, as_json) -> None:
     """Every backup, newest first: id, when it was made, files and bytes."""
     from ..backups import BackupError
-    store = _open(app)
+    backup_dir = _open(app)
     try:
-        found = store.list()
+        found = backup_dir.list()
     except BackupError as exc:
         _fail(exc)
     rows = [{"id": b.id, "created": iso(b.created), "files": b.files, "bytes": b.bytes, "_epoch": b.created}
             for b in found]
     emit(rows, [Column("id"), Column("created", fmt=lambda v, r: local_time(r["_epoch"])), Column("files"),
                 Column("bytes", "size", fmt=lambda v, r: _size(v))],
-         as_json=as_json, empty=f"no backups in {store.s.dir}")
+         as_json=as_json, empty=f"no backups in {backup_dir.s.dir}")
 
 
 @backups.command()
@@ -66,13 +70,10 @@ def verify(app, backup_id) -> None:
     for problem in proof.problems:
         click.echo(str(problem))
     if proof.problems:
-        click.echo(f"backup {backup_id}: {len(proof.problems)} problems; do not restore it", err=True)
+        click.echo(f"backup {backup_id}: {_count(len(proof.problems), 'problem')}; do not restore it", err=True)
         sys.exit(1)
-    click.echo(f"backup {backup_id}: {_files(len(proof.entries))}, {_size(proof.bytes)}, match the manifest")
-
-
-def _files(n: int) -> str:
-    return f"{n} file" if n == 1 else f"{n} files"
+    click.echo(f"backup {backup_id}: {_count(len(proof.entries), 'file')}, {_size(proof.bytes)}, "
+               "match the manifest")
 
 
 def _show(change, dry_run: bool) -> str:
@@ -101,30 +102,30 @@ def restore(app, backup_id, dry_run) -> None:
     from contextlib import nullcontext
 
     from ..backups import BackupError, Refused
-    store = _open(app)
+    backup_dir = _open(app)
     try:
-        store.folder(backup_id)      # a mistyped id is told so before anything is created or locked
+        backup_dir.folder(backup_id)     # a mistyped id is told so before anything is created or locked
         # a dry run writes nothing, so it need not wait for the job; a restore holds the folder
         # from the plan to the last file, so what it shows is what it does
-        with nullcontext() if dry_run else store.lock():
+        with nullcontext() if dry_run else backup_dir.lock():
             try:
-                plan = store.plan(backup_id)
+                plan = backup_dir.plan(backup_id)
             except Refused as exc:
                 for problem in exc.problems:
                     click.echo(str(problem), err=True)
                 raise
             click.echo(f"{'restoring would change' if dry_run else 'restoring'} backup {backup_id} "
-                       f"into {store.s.root}:")
+                       f"into {backup_dir.s.root}:")
             for change in plan.changes:
                 click.echo(_show(change, dry_run))
             if dry_run:
                 click.echo("dry run: nothing changed")
                 return
-            undo, written = store.restore(plan, time.time())
+            undo, written = backup_dir.restore(plan, time.time())
     except BackupError as exc:
         _fail(exc)
     if undo:
         click.echo(f"the files it replaced were backed up first as {undo}: "
                    f"`ishowctl backups restore {undo}` undoes this restore")
-    click.echo(f"restored {_files(len(written))} from {backup_id}" if written
+    click.echo(f"restored {_count(len(written), 'file')} from {backup_id}" if written
                else f"nothing to restore: the files already equal {backup_id}")
