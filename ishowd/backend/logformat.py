@@ -25,6 +25,11 @@ sequences and raw newlines. How a record is told from a forgery:
   one holds, and what follows must be the span fields and the line end.
   Bytes inside the preview, raw newlines and anything after them included,
   belong to the event and are never read as lines of their own.
+* A line written from chat text can carry any ``text_len``, so it only
+  chooses between the two rules: no rule looks at, or waits for, bytes past
+  what a record can hold (``PREVIEW_BYTES``, then ``TAIL_MAX``), and a line
+  whose text_len says "cut" (more than ``WHOLE_BYTES``) without a cut
+  preview is malformed. Whatever a line says, the reader moves on.
 * The live-chat line has no preview; its untrusted part (the requested
   voice and engine) sits between fixed fields, anchored at both ends.
 
@@ -47,7 +52,14 @@ ELLIPSIS = "…"               # ... and appends this
 SAMPLE_RATE_CHAT = 24000     # the live-chat line has no sample_rate: output is always 24 kHz mono 16-bit
 WAV_HEADER = 44
 MAX_LINE = 1 << 16           # a physical line longer than this is noise, read in pieces
-LOOKAHEAD = 4 * (PREVIEW_CHARS + 1) + 4096   # bytes past the preview start enough to place its end
+# What a record can hold, whatever its text_len says: a whole text is at most 120 characters of at
+# most 4 bytes, a cut one 120 characters and the ellipsis; the span fields after it fit in TAIL_MAX,
+# and its text_preview key comes within MAX_LINE of its line start. So no record needs a byte past
+# MAX_LINE + PREVIEW_BYTES + TAIL_MAX from its line start, well inside the smallest batch_bytes
+# (128 KiB): a batch that starts at a line always decides the record there.
+WHOLE_BYTES = 4 * PREVIEW_CHARS
+PREVIEW_BYTES = WHOLE_BYTES + len(ELLIPSIS.encode("utf-8"))
+TAIL_MAX = 4096
 
 ESC = b"\x1b"
 ANSI_RE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-Z\\-_]")
@@ -237,17 +249,19 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
 
     status is the preview's end (a position) when the text_len rule places it
     and the span fields and a newline follow; NEED_MORE when the bytes up to
-    ``end`` do not decide it yet; INVALID when neither rule fits.
+    ``end`` do not decide it yet; INVALID when neither rule fits. ``final``:
+    no byte past ``end`` can change the answer. Every byte looked at lies
+    before ``m + PREVIEW_BYTES + TAIL_MAX + 1``.
     """
     if text_len > PREVIEW_CHARS:
         # The usual long text first: 120 characters, the ellipsis, then the span fields on the same line.
-        stop = min(end, m + 4 * PREVIEW_CHARS + 3 + len(_ELLIPSIS_TAIL))
+        stop = min(end, m + PREVIEW_BYTES + len(_ELLIPSIS_TAIL))
         e = buf.find(_ELLIPSIS_TAIL, m, stop)
         while e >= 0:
             seg = bytes(buf[m:e])
             if len(seg) - len(seg.translate(None, _NOT_CONTINUATION)) == PREVIEW_CHARS:
                 p = e + len(ELLIPSIS_B)
-                nl = buf.find(b"\n", p, end)
+                nl = buf.find(b"\n", p, min(end, p + TAIL_MAX + 1))
                 if nl >= 0 and _tail_ok(bytes(buf[p:nl])):
                     try:
                         seg.decode("utf-8")
@@ -260,7 +274,7 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
     candidates = []
     if text_len > PREVIEW_CHARS:
         # B: 120 characters and the ellipsis.
-        window = bytes(buf[m:min(end, m + 4 * PREVIEW_CHARS + 3)])
+        window = bytes(buf[m:min(end, m + PREVIEW_BYTES)])
         s = window.decode("utf-8", "surrogateescape")
         if len(s) > PREVIEW_CHARS:
             head = s[:PREVIEW_CHARS + 1]
@@ -269,22 +283,23 @@ def _preview_end(buf, m: int, text_len: int, end: int, final: bool) -> tuple[int
                     candidates.append(m + len(head.encode("utf-8")))  # strict: no undecodable bytes
                 except UnicodeEncodeError:
                     pass
-        elif m + 4 * PREVIEW_CHARS + 3 > end and not final:
+        elif m + PREVIEW_BYTES > end and not final:
             more = True
-    # A: exactly text_len bytes, at most 120 characters.
-    p = m + text_len
-    if p <= end:
+    if text_len <= WHOLE_BYTES:
+        # A: exactly text_len bytes, at most 120 characters (a longer text_len can only mean B).
+        p = m + text_len
         try:
-            if len(bytes(buf[m:p]).decode("utf-8")) <= PREVIEW_CHARS:
-                candidates.append(p)
+            if len(bytes(buf[m:min(p, end)]).decode("utf-8")) <= PREVIEW_CHARS:
+                if p <= end:
+                    candidates.append(p)
+                elif not final:
+                    more = True         # (and once 120 characters are there without it, no more)
         except UnicodeDecodeError:
             pass
-    elif not final:
-        more = True
     for p in candidates:
-        nl = buf.find(b"\n", p, end)
+        nl = buf.find(b"\n", p, min(end, p + TAIL_MAX + 1))
         if nl < 0:
-            if not final:
+            if not final and end <= p + TAIL_MAX:
                 more = True
             continue
         if _tail_ok(bytes(buf[p:nl])):
@@ -302,12 +317,12 @@ def _preview_fast(buf, m: int, text_len: int, end: int) -> int:
     """
     if text_len <= PREVIEW_CHARS:
         return m + text_len
-    window_end = m + 4 * PREVIEW_CHARS + 3      # (the buffer past ``end`` holds stale bytes)
+    window_end = m + PREVIEW_BYTES      # (the buffer past ``end`` holds stale bytes)
     e = buf.find(_ELLIPSIS_TAIL, m, min(end, window_end + len(_ELLIPSIS_TAIL)))
     try:
         if e >= 0:
             return e + len(ELLIPSIS_B) if len(buf[m:e].decode("utf-8")) == PREVIEW_CHARS else -1
-        if window_end > end or buf.find(ELLIPSIS_B, m, window_end) >= 0:
+        if text_len > WHOLE_BYTES or window_end > end or buf.find(ELLIPSIS_B, m, window_end) >= 0:
             return -1
         p = m + text_len
         return p if len(buf[m:p].decode("utf-8")) <= PREVIEW_CHARS else -1
@@ -315,22 +330,27 @@ def _preview_fast(buf, m: int, text_len: int, end: int) -> int:
         return -1
 
 
-def _api_event(buf, ls: int, h: int, end: int, final: bool, mt=None):
-    """Parse the /api/tts event whose line starts at ``ls``. Returns (Synthesis|None, span end|status).
+def _api_event(buf, ls: int, line_start: int, h: int, end: int, avail: int, final: bool, mt=None):
+    """Parse the /api/tts event that starts at ``ls``, on the physical line that starts at
+    ``line_start``. Returns (Synthesis|None, span end|status).
 
-    ``mt``: ``API_HEAD_RE`` matched at ``ls`` already (the scan tries it first).
+    ``end``: the end of the whole lines; ``avail``: the end of the bytes read (the rest of a line
+    whose newline is yet to come). ``mt``: ``API_HEAD_RE`` matched at ``ls`` already (the scan tries
+    it first).
     """
     if mt is None:
         mt = API_HEAD_RE.match(buf, ls)
     if mt is not None:
         ts_b, voice, engine, _label, sr, wl, ms, ab, _kb, tl = mt.groups()
         marker_end = mt.end()
+        if marker_end - line_start > MAX_LINE:
+            return None, INVALID
         text_len = int(tl)
         p = _preview_fast(buf, marker_end, text_len, end)
         if 0 <= p < end:
             # The common case: the preview placed, then the span fields and the line end.
             # (A cut inside a character would leave a continuation byte where the tail must start.)
-            nl = buf.find(b"\n", p, end)
+            nl = buf.find(b"\n", p, min(end, p + TAIL_MAX + 1))
             if nl >= 0:
                 tail = bytes(buf[p:nl])
                 if tail in _TAILS_SEEN or _tail_ok(tail):
@@ -354,6 +374,8 @@ def _api_event(buf, ls: int, h: int, end: int, final: bool, mt=None):
         marker_end = eq + 1
         if buf[marker_end:marker_end + 4] == b"\x1b[0m":
             marker_end += 4
+        if marker_end - line_start > MAX_LINE:
+            return None, INVALID
         mp = API_HEAD_PLAIN_RE.fullmatch(strip_ansi(bytes(buf[ls:marker_end])))
         if mp is None:
             return None, INVALID
@@ -365,10 +387,15 @@ def _api_event(buf, ls: int, h: int, end: int, final: bool, mt=None):
     sample_rate, waveform_len, elapsed, text_len = int(sr), int(wl), int(ms), int(tl)
     if ts is None or sample_rate <= 0:
         return None, INVALID
+    # Once the bytes read reach past all a record can hold, what is not there yet cannot matter:
+    # the lines end before it and the rest, up to avail, holds no newline.
+    final = final or avail > marker_end + PREVIEW_BYTES + TAIL_MAX
     p, nl = _preview_end(buf, marker_end, text_len, end, final)
     if p == NEED_MORE:
         return None, NEED_MORE
     if p == INVALID:
+        if text_len > WHOLE_BYTES:
+            return None, INVALID        # it says its preview was cut, and it was not
         # The text_len rule does not fit (another backend version?): accept the event only when it
         # is one physical line that ends with span fields, and never swallow the lines after it.
         nl = buf.find(b"\n", marker_end, end)
@@ -404,8 +431,8 @@ def _chat_event(buf, ls: int, nl: int):
 
 # --- the scan ------------------------------------------------------------------------
 
-def _events(buf, start: int, end: int, final: bool, res: ScanResult):
-    """Find synthesis events in [start, end).
+def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult):
+    """Find synthesis events in [start, end) (whole lines; the bytes read go on to ``avail``).
 
     Returns (spans, stop): spans are (line start, end of its first line, event end), and stop < end
     when an event there cannot be decided yet. Every synthesis line holds an underscore (its keys
@@ -425,7 +452,7 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
             nl = end  # only when final: the buffer was given a trailing newline otherwise
         mt = api_head(buf, ls)
         if mt is not None:          # the usual /api/tts line: straight to it
-            ev, span_end = _api_event(buf, ls, -1, end, final, mt)
+            ev, span_end = _api_event(buf, ls, ls, -1, end, avail, final, mt)
             if ev is not None:
                 events.append(ev)
                 spans.append((ls, nl + 1, span_end))
@@ -452,7 +479,7 @@ def _events(buf, start: int, end: int, final: bool, res: ScanResult):
         api = find(b"text_preview", h, nl) >= 0     # the chat line has none (but its free text might)
         for s in starts:
             if api:
-                ev, span_end = _api_event(buf, s, h, end, final)
+                ev, span_end = _api_event(buf, s, ls, h, end, avail, final)
                 if ev is not None or span_end == NEED_MORE:
                     break
             ev = _chat_event(buf, s, nl)
@@ -588,7 +615,7 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
         else:
             res.consumed = first - start
         return res
-    spans, decided = _events(buf, first, stop, final, res)
+    spans, decided = _events(buf, first, stop, end, final, res)
     res.add("lines", "synthesis", len(res.events))
     # Noise: one pass over everything; the continuation lines of multi-line previews are taken back.
     lines = _noise_lines(buf, first, decided)
