@@ -8,8 +8,9 @@ maintenance jobs, the torch checks in the service's interpreter):
   group; at the timeout the group gets SIGTERM, and SIGKILL after
   ``kill_grace``. Processes left behind after it exits are ended the same way
   (a grandchild that keeps the output pipe open counts as still running);
-- at most ``OUTPUT_BYTES`` of its output are kept in memory, the first
-  ``max_lines`` lines of them returned; the rest is drained and dropped;
+- at most ``OUTPUT_BYTES`` of its output (or the caller's ``max_bytes``) are
+  kept in memory, the first ``max_lines`` lines of them returned; the rest is
+  drained and dropped;
 - a ``Cancel`` set by the daemon as it stops ends the group the same way at
   once (status ``stopped``), so shutdown never waits out a command's timeout.
 """
@@ -98,11 +99,11 @@ def _end_group(proc: subprocess.Popen, grace: float) -> None:
 
 def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_grace: float = 2.0,
                 max_lines: int = 20, stderr: bool = True, cwd: str = "/",
-                cancel: Optional[Cancel] = None) -> RunResult:
+                cancel: Optional[Cancel] = None, max_bytes: int = OUTPUT_BYTES) -> RunResult:
     """Run ``argv`` to completion or ``timeout``; never raises for the command's faults.
 
     ``stdin`` is written to it (then closed); its stdout and, with ``stderr=True``, its stderr
-    are kept up to ``OUTPUT_BYTES`` and ``max_lines`` lines (the rest is read and dropped, so
+    are kept up to ``max_bytes`` and ``max_lines`` lines (the rest is read and dropped, so
     it never blocks on a full pipe). ``env`` None: this process's environment. Once
     ``cancel`` is set the group is ended as at a timeout and the status is ``stopped``.
     """
@@ -160,8 +161,8 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
                         continue
                     if not chunk:
                         sel.unregister(out_fd)
-                    elif len(kept) < OUTPUT_BYTES:
-                        kept += chunk[:OUTPUT_BYTES - len(kept)]
+                    elif len(kept) < max_bytes:
+                        kept += chunk[:max_bytes - len(kept)]
             if stopped:
                 break
         # its output is closed: wait for it to exit (in slices only to see a cancel; rare)
@@ -176,11 +177,11 @@ def run_command(argv, stdin: bytes, env: dict | None, timeout: float, *, kill_gr
         if timed_out or stopped:
             _end_group(proc, kill_grace)
             try:  # what it wrote before it was killed
-                while len(kept) < OUTPUT_BYTES:
+                while len(kept) < max_bytes:
                     chunk = os.read(out_fd, 65536)
                     if not chunk:
                         break
-                    kept += chunk[:OUTPUT_BYTES - len(kept)]
+                    kept += chunk[:max_bytes - len(kept)]
             except OSError:
                 pass
         elif _group_alive(proc.pid):

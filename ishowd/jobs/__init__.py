@@ -87,13 +87,15 @@ class JobContext:
             self._progress(text)
 
     def run(self, argv, *, timeout: Optional[float] = None, stdin: bytes = b"", env: Optional[dict] = None,
-            max_lines: int = 200, cwd: str = "/", stderr: bool = True) -> "RunResult":
-        """A child command (argv, never a shell), bounded by ``timeout`` and what is left of the run's."""
-        from ..process import run_command
+            max_lines: int = 200, cwd: str = "/", stderr: bool = True,
+            max_bytes: Optional[int] = None) -> "RunResult":
+        """A child command (argv, never a shell), bounded by ``timeout`` and what is left of the run's.
+        Its output is kept up to ``max_bytes`` (default ``process.OUTPUT_BYTES``, 8 KiB)."""
+        from ..process import OUTPUT_BYTES, run_command
         self.check()
         limit = self.remaining() if timeout is None else min(timeout, self.remaining())
         return run_command(argv, stdin, env, limit, max_lines=max_lines, cwd=cwd, stderr=stderr,
-                           cancel=self.cancel)
+                           cancel=self.cancel, max_bytes=max_bytes or OUTPUT_BYTES)
 
 
 class Job(Part):
