@@ -33,8 +33,8 @@ def _declaring_modules() -> tuple:
 def _job_modules() -> tuple:
     """Each maintenance job's module: it declares its keys beside its code (and imports only the
     standard library at the top, so reading the declarations stays cheap)."""
-    from .jobs import backup, leak_check
-    return (backup, leak_check)
+    from .jobs import backup, leak_check, outdated
+    return (backup, leak_check, outdated)
 
 
 @lru_cache(maxsize=None)
