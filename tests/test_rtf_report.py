@@ -182,12 +182,19 @@ def test_plot_writes_a_png(planted, tmp_path):
 
 
 def test_old_store_without_the_table(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from ishowd.store import migrate
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE alembic_version (version_num TEXT)")
-    conn.execute("INSERT INTO alembic_version VALUES ('0001')")
-    conn.commit()
-    conn.close()
+    engine = create_engine(f"sqlite:///{db}")   # a real store of revision 0001, before rtf_records
+    with engine.begin() as conn:
+        alembic = Config()
+        alembic.set_main_option("script_location", migrate.migrations_dir())
+        alembic.attributes["connection"] = conn
+        command.upgrade(alembic, "0001")
+    engine.dispose()
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\npath = "{db}"\n')
     r = subprocess.run([ISHOWCTL, "--config", str(cfg), "rtf", "weekly"], capture_output=True, text=True)
