@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
