@@ -136,6 +136,7 @@ def test_a_full_disk_is_said_once_survived_and_every_log_record_lands_exactly_on
     # free a little only (a quarter of the file system): the WAL must not swallow it
     os.truncate(filler, filler.stat().st_size - (2 << 20))
     synthesise_until(lambda: "store writes recovered" in daemon_log(h), "the recovery")
+    assert wal_size(h.db) <= WAL_SIZE_LIMIT      # checkpointed and truncated on the way back
     assert h.wait_count(len(b.emitted)) == len(b.emitted)
     check_exactly_once(h, b)
     after = daemon_log(h)

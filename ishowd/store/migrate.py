@@ -174,7 +174,7 @@ def _check(conn: sqlite3.Connection, path: str, pragma: str, limit: int) -> list
         rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}({int(limit)})")]
     except sqlite3.DatabaseError as exc:
         if sqlite_kind(exc) in ("CORRUPT", "NOTADB"):
-            return [_UNREADABLE if sqlite_kind(exc) == "CORRUPT" else str(exc)]
+            return [str(exc)]
         raise explain(exc, path) from None
     if rows == ["ok"]:
         return []
@@ -187,7 +187,7 @@ def explain(exc: sqlite3.Error, path: str, *, writing: bool = False) -> StoreErr
     if kind in ("CORRUPT", "NOTADB"):
         return damaged(path, str(exc))
     if kind in ("CANTOPEN", "IOERR", "READONLY"):
-        where = read_only_dir(path)
+        where = _read_only_dir(path)
         if where:
             return StoreError(f"{path}: cannot open the store: {where}, and SQLite creates the store's -wal "
                               "and -shm files beside it: make it writable, or copy the store (with its -wal "
@@ -195,7 +195,7 @@ def explain(exc: sqlite3.Error, path: str, *, writing: bool = False) -> StoreErr
     return StoreError(f"{path}: cannot {'write' if writing else 'read'} the store: {exc}")
 
 
-def read_only_dir(path: str) -> str | None:
+def _read_only_dir(path: str) -> str | None:
     """Why the directory of ``path`` cannot take new files, if it cannot (None: it can)."""
     where = os.path.dirname(os.path.abspath(path))
     try:
