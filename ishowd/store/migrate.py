@@ -153,7 +153,7 @@ def integrity_problems(path: str, limit: int = 100) -> list[str]:
     """What SQLite finds wrong with the store, one line each (up to ``limit``; none: it is sound).
     Either check gives up with "malformed" on some damage once it has listed enough of the rest,
     so a shorter list is asked for until one comes back."""
-    conn, _ = open_store(path)
+    conn, _ = open_for_reading(path)
     try:
         problems = _check(conn, path, "integrity_check", limit)
         for shorter in (limit, 10, 3, 1):
@@ -208,7 +208,7 @@ def _read_only_dir(path: str) -> str | None:
     return None
 
 
-def open_store(path: str) -> tuple[sqlite3.Connection, str]:
+def open_for_reading(path: str) -> tuple[sqlite3.Connection, str]:
     """A read-only connection to the ishowd store at ``path`` and its revision, refusing what is
     not one, and saying so when there is none yet."""
     from .errors import NoStore

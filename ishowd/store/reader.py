@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Mapping, NamedTuple
 
 from . import codec, rollup, sql
-from .migrate import open_store
+from .migrate import open_for_reading
 
 HOUR = 3600
 DAY = 86400
@@ -46,7 +46,7 @@ class Bucket(NamedTuple):
 class Reader:
     def __init__(self, path: str):
         self.path = path
-        self.conn, rev = open_store(path)
+        self.conn, rev = open_for_reading(path)
         self.revision = rev
 
     def close(self) -> None:
