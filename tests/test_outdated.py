@@ -1,5 +1,5 @@
 """The outdated job: a stand-in interpreter for pip's answers, and this venv's real pip against
-an index that does not answer and a file:// index that does."""
+indexes that refuse, that never answer, and a file:// index that does."""
 from __future__ import annotations
 
 import json
@@ -30,8 +30,8 @@ def run_job(tmp_path, python, keys="", timeout=60.0, root=None):
 
 def stand_in(tmp_path, body: str):
     """An executable standing for ``[deployment] python``: it records each call's argv and the
-    PIP_ variables it was given (calls.jsonl), checks it was asked ``-m pip list``, then runs
-    ``body`` with ``which`` set to ``--outdated`` or ``--uptodate``."""
+    PIP_ variables it was given (calls.jsonl), checks it was asked ``-m pip list --outdated``,
+    then runs ``body`` with ``probe`` true when asked about the one-package environment."""
     path = tmp_path / "python"
     path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(f"""\
         import json, os, sys, time
@@ -39,8 +39,8 @@ def stand_in(tmp_path, body: str):
         with open({str(tmp_path / "calls.jsonl")!r}, "a") as f:
             f.write(json.dumps({{"argv": args, "pip_env": {{k: v for k, v in os.environ.items()
                                                             if k.startswith("PIP_")}}}}) + "\\n")
-        assert args[:3] == ["-m", "pip", "list"], args
-        which = "--outdated" if "--outdated" in args else "--uptodate"
+        assert args[:4] == ["-m", "pip", "list", "--outdated"], args
+        probe = "--path" in args
     """) + textwrap.dedent(body))
     path.chmod(0o755)
     return path
@@ -50,11 +50,14 @@ def calls(tmp_path):
     return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
 
 
-def answers(outdated, uptodate=()):
+NEWER_PIP = [{"name": "pip", "version": "0", "latest_version": "25.2", "latest_filetype": "wheel"}]
+
+
+def answers(outdated, probe=NEWER_PIP):
     return f"""
         print("WARNING: Location 'file:///idx/simple/ishowd/' is ignored: it is neither a file nor a directory.",
               file=sys.stderr, flush=True)
-        print(json.dumps({list(outdated)!r} if which == "--outdated" else {list(uptodate)!r}))
+        print(json.dumps({list(probe)!r} if probe else {list(outdated)!r}))
     """
 
 
@@ -77,8 +80,9 @@ def test_upgrades_are_listed_and_a_vendor_build_is_never_one(tmp_path, monkeypat
         {"name": "requests", "version": "2.31.0", "latest": "2.32.3", "vendor": False},
         {"name": "torch", "version": "2.5.0a0+872d972e41.nv24.08", "latest": "2.9.0", "vendor": True},
     ]
-    (call,) = calls(tmp_path)
-    assert call["pip_env"] == {}
+    probe, call = calls(tmp_path)
+    assert "--path" in probe["argv"] and "--path" not in call["argv"]
+    assert call["pip_env"] == probe["pip_env"] == {}
     argv = call["argv"]
     assert argv[3:6] == ["--outdated", "--format=json", "--disable-pip-version-check"]
     assert {"--no-input", "--no-cache-dir"} <= set(argv)
@@ -93,7 +97,7 @@ def test_index_and_pip_settings_are_keys(tmp_path):
     assert out.status == "ok"
     assert out.detail == ("vendor build, upgrade through JetPack, never pip: torch 2.5.0a0+872d972e41.nv24.08 "
                           "(the index has 2.9.0)")
-    (call,) = calls(tmp_path)
+    _, call = calls(tmp_path)
     argv = call["argv"]
     assert argv[argv.index("--index-url") + 1] == "https://pypi.jetson-ai-lab.io/simple"
     assert argv[argv.index("--timeout") + 1] == "3" and argv[argv.index("--retries") + 1] == "0"
@@ -111,11 +115,15 @@ def test_a_long_list_is_read_whole_and_named_in_part(tmp_path):
     assert out.detail.endswith("package-011 1.0→1.1, and 288 more")
 
 
-def test_nothing_outdated_but_something_current_is_up_to_date(tmp_path):
-    python = stand_in(tmp_path, answers([], [{"name": "numpy", "version": "2.1.0"}]))
-    out = run_job(tmp_path, python)
+def test_nothing_outdated_from_an_index_that_answers_is_up_to_date(tmp_path):
+    out = run_job(tmp_path, stand_in(tmp_path, answers([])))
     assert (out.status, out.detail, out.result["packages"]) == ("ok", "every package is up to date", [])
-    assert [c["argv"][3] for c in calls(tmp_path)] == ["--outdated", "--uptodate"]
+
+
+def test_no_answer_about_the_one_package_environment_is_skipped(tmp_path):
+    out = run_job(tmp_path, stand_in(tmp_path, 'print("[]" if probe else "[{}]".format(json.dumps(%r)))\n' % TORCH))
+    assert (out.status, out.detail) == ("skipped", "no package index reachable: pip found no release of pip itself")
+    assert len(calls(tmp_path)) == 1           # the service's packages were never looked up
 
 
 def test_a_broken_pip_fails_with_its_message(tmp_path):
@@ -191,38 +199,60 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_pip_with_no_index_answering_is_skipped(tmp_path):
+def _real_pip(tmp_path, url, **keys):
+    text = f'index_url = "{url}"\npip_config = "{os.devnull}"\n' + "".join(f"{k} = {v}\n" for k, v in keys.items())
+    started = time.monotonic()
+    out = run_job(tmp_path, sys.executable, text)
+    return out, time.monotonic() - started
+
+
+def test_real_pip_with_the_index_refusing_is_skipped(tmp_path):
     """pip logs each failed lookup at debug level and prints [] with exit status 0: the job must
     still tell that apart from everything being current."""
     port = _closed_port()
-    started = time.monotonic()
-    out = run_job(tmp_path, sys.executable, f'index_url = "http://127.0.0.1:{port}/simple"\n'
-                  f'pip_config = "{os.devnull}"\nnet_timeout = "2s"\nretries = 0\n')
-    took = time.monotonic() - started
+    out, took = _real_pip(tmp_path, f"http://127.0.0.1:{port}/simple", net_timeout='"2s"', retries=0)
     assert out.status == "skipped", out.detail
-    assert out.detail.startswith("no package index reachable: Connection refused (http://127.0.0.1:"
-                                 f"{port}/simple/"), out.detail
+    assert out.detail == f"no package index reachable: Connection refused (http://127.0.0.1:{port}/simple/pip/)"
     assert took < 30
 
 
-def _file_index(tmp_path, project: str, release: str):
-    page = tmp_path / "index" / "simple" / project
-    page.mkdir(parents=True)
-    wheel = f"{project}-{release}-py3-none-any.whl"
-    page.joinpath("index.html").write_text(f'<html><body><a href="{wheel}">{wheel}</a></body></html>\n')
+def test_real_pip_with_an_index_that_never_answers_is_skipped_within_one_lookup(tmp_path):
+    """Connections accepted, never answered: each lookup waits out --timeout, one after the other
+    (this venv's 31 packages: 31 s at 1 s each). The one-package environment's lookup alone does."""
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(64)
+        url = f"http://127.0.0.1:{mute.getsockname()[1]}/simple"
+        out, took = _real_pip(tmp_path, url, net_timeout='"1s"', retries=0)
+    assert out.status == "skipped", out.detail
+    assert out.detail == f"no package index reachable: Read timed out ({url}/pip/)"
+    assert took < 15
+
+
+def test_real_pip_refusing_a_plain_http_index_says_why(tmp_path):
+    out, _ = _real_pip(tmp_path, "http://no-such-host.invalid/simple")
+    assert out.status == "skipped", out.detail
+    assert out.detail.startswith("no package index reachable: WARNING: The repository located at "
+                                 "no-such-host.invalid is not a trusted or secure host and is being ignored."), out.detail
+
+
+def _file_index(tmp_path, **releases):
+    for project, release in releases.items():
+        page = tmp_path / "index" / "simple" / project
+        page.mkdir(parents=True)
+        wheel = f"{project}-{release}-py3-none-any.whl"
+        page.joinpath("index.html").write_text(f'<html><body><a href="{wheel}">{wheel}</a></body></html>\n')
     return f"file://{tmp_path / 'index' / 'simple'}"
 
 
 def test_real_pip_finds_a_newer_release_on_a_file_index(tmp_path):
     installed = version("pluggy")
-    url = _file_index(tmp_path, "pluggy", "99.0.0")
-    out = run_job(tmp_path, sys.executable, f'index_url = "{url}"\npip_config = "{os.devnull}"\n')
+    out, _ = _real_pip(tmp_path, _file_index(tmp_path, pip=version("pip"), pluggy="99.0.0"))
     assert out.status == "ok", out.detail
     assert out.detail == f"1 package can be upgraded: pluggy {installed}→99.0.0"
     assert out.result["packages"] == [{"name": "pluggy", "version": installed, "latest": "99.0.0", "vendor": False}]
 
 
 def test_real_pip_with_everything_current_is_up_to_date(tmp_path):
-    url = _file_index(tmp_path, "pluggy", version("pluggy"))
-    out = run_job(tmp_path, sys.executable, f'index_url = "{url}"\npip_config = "{os.devnull}"\n')
+    out, _ = _real_pip(tmp_path, _file_index(tmp_path, pip=version("pip"), pluggy=version("pluggy")))
     assert (out.status, out.detail) == ("ok", "every package is up to date")

@@ -11,10 +11,13 @@ Weekly, ``<[deployment] python> -m pip list --outdated --format=json``, bounded:
   otherwise, explicitly).
 
 pip says nothing when no index answers: it logs each failed lookup at debug
-level and prints ``[]`` with exit status 0, as when everything is current. So
-an empty answer is asked once more, as ``--uptodate``: a package found at its
-installed version proves an index answered. Neither list holding anything is
-``skipped`` (no index reachable), with the reason pip logged (``--log``).
+level and prints ``[]`` with exit status 0, as when everything is current; and
+it looks packages up one after the other, each waiting out ``--timeout`` where
+an index drops the connection. So pip is first asked the same about a made-up
+environment (``--path``) holding one package, pip 0: an index that answers
+lists a newer pip. No answer is ``skipped`` (no index reachable) within one
+lookup's time, with the reason pip logged (``--log``); only then is the
+service's environment looked up.
 
 A version with a local label (``2.5.0a0+872d972e41.nv24.08``) is a vendor
 build: NVIDIA's torch for the Jetson, which ``pip install -U`` would replace
@@ -74,29 +77,28 @@ class Outdated(Job):
         import tempfile
         with tempfile.TemporaryDirectory(prefix="ishowd-outdated-") as tmp:
             log_path = os.path.join(tmp, "pip.log")
-            answer, failure = self._pip(ctx, python, "--outdated", log_path)
+            probe, failure, said = self._pip(ctx, python, log_path, ("--path", _one_package_env(tmp)))
             if failure is not None:
                 return failure
-            if not answer:
-                current, failure = self._pip(ctx, python, "--uptodate", log_path)
-                if failure is not None:
-                    return failure
-                if not current:
-                    reason = _fetch_failure(log_path)
-                    return Outcome("skipped", "no package index reachable" + (f": {reason}" if reason else
-                                   " (pip found no release of any installed package)"), {"python": python})
+            if not probe:
+                warned = [line[:300] for line in said.splitlines() if line.startswith(("WARNING:", "ERROR:"))]
+                reason = _fetch_failure(log_path) or (warned[0] if warned else "pip found no release of pip itself")
+                return Outcome("skipped", "no package index reachable: " + reason, {"python": python})
+            answer, failure, _ = self._pip(ctx, python, log_path)
+            if failure is not None:
+                return failure
         packages = [{"name": p["name"], "version": p["version"], "latest": p["latest_version"],
                      "vendor": is_vendor(p["version"])} for p in answer]
         packages.sort(key=lambda p: p["name"].lower())
         return Outcome("ok", _detail(packages), {"python": python, "packages": packages})
 
-    def _pip(self, ctx: JobContext, python: str, which: str, log_path: str):
-        """pip's list of ``which`` (``--outdated`` or ``--uptodate``), or an Outcome saying why not."""
+    def _pip(self, ctx: JobContext, python: str, log_path: str, extra: tuple = ()):
+        """(pip's list of outdated packages or None, an Outcome saying why there is none, what pip said)."""
         import json
         s = self.settings
-        argv = [python, "-m", "pip", "list", which, "--format=json", "--disable-pip-version-check",
+        argv = [python, "-m", "pip", "list", "--outdated", "--format=json", "--disable-pip-version-check",
                 "--no-input", "--no-cache-dir", "--timeout", f"{s.net_timeout:g}", "--retries", str(s.retries),
-                "--log", log_path]
+                "--log", log_path, *extra]
         if s.index_url:
             argv += ["--index-url", s.index_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
@@ -108,8 +110,8 @@ class Outdated(Job):
         last = res.output.strip().splitlines()[-1:] or ["no output"]
         if res.status != "ok":
             how = f"exit status {res.exit_code}" if res.exit_code is not None else res.status
-            return None, Outcome("failed", f"pip list {which} failed ({how}): {last[0]}",
-                                 {"python": python, "exit_code": res.exit_code})
+            return None, Outcome("failed", f"pip list --outdated failed ({how}): {last[0]}",
+                                 {"python": python, "exit_code": res.exit_code}), res.output
         # pip's warnings share the stream; the answer is its one line of JSON
         for line in reversed(res.output.splitlines()):
             if line.startswith("["):
@@ -117,17 +119,31 @@ class Outdated(Job):
                     listed = json.loads(line)
                 except ValueError:
                     break
-                if isinstance(listed, list) and all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                                    and isinstance(p.get("version"), str) for p in listed):
-                    if which == "--outdated" and not all(isinstance(p.get("latest_version"), str) for p in listed):
-                        break
-                    return listed, None
+                if isinstance(listed, list) and all(
+                        isinstance(p, dict) and all(isinstance(p.get(k), str) for k in ("name", "version",
+                                                                                         "latest_version"))
+                        for p in listed):
+                    return listed, None, res.output
                 break
-        return None, Outcome("failed", f"pip list {which} gave no JSON list: {last[0]}", {"python": python})
+        return None, Outcome("failed", f"pip list --outdated gave no JSON list: {last[0]}",
+                             {"python": python}), res.output
+
+
+def _one_package_env(tmp: str) -> str:
+    """A folder that pip reads as an environment holding pip 0 alone: any index serving pip has newer."""
+    path = os.path.join(tmp, "probe")
+    os.makedirs(os.path.join(path, "pip-0.dist-info"))
+    with open(os.path.join(path, "pip-0.dist-info", "METADATA"), "w", encoding="utf-8") as f:
+        f.write("Metadata-Version: 2.1\nName: pip\nVersion: 0\n")
+    return path
+
+
+# What a failed lookup's reason comes down to, innermost first: an OS error, a TLS failure, a timeout
+_CAUSES = (r"\[Errno -?\d+\] ([^'\"()]+)", r"\[SSL: \w+\] ([^'\"(]+)", r"((?:Read|Connect) timed out)")
 
 
 def _fetch_failure(log_path: str) -> Optional[str]:
-    """The first lookup pip's log says failed, shortened ("connection error: ... Connection refused")."""
+    """The first lookup pip's log says failed, as "Connection refused (URL)"."""
     import re
     try:
         with open(log_path, encoding="utf-8", errors="replace") as f:
@@ -135,9 +151,9 @@ def _fetch_failure(log_path: str) -> Optional[str]:
                 found = re.search(r"Could not fetch URL (\S+?): (.*?) - skipping", line)
                 if found:
                     url, reason = found.groups()
-                    errno = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", reason)
-                    short = errno.group(1).strip() if errno else reason[:200]
-                    return f"{short} ({url})"
+                    causes = (re.search(c, reason) for c in _CAUSES)
+                    cause = next((c.group(1).strip() for c in causes if c), reason[:200])
+                    return f"{cause} ({url})"
     except OSError:
         return None
     return None
