@@ -26,15 +26,16 @@ def _declaring_modules() -> tuple:
     from . import settings
     from .alerts import rules
     from .specs import backend, clocks, daemon, deployment, fan, gpu, host, power, thermal
-    return (settings, host, thermal, fan, power, gpu, clocks, backend, daemon, rules, deployment,
+    from . import jobs
+    return (settings, host, thermal, fan, power, gpu, clocks, backend, daemon, rules, deployment, jobs,
             *_job_modules())
 
 
 def _job_modules() -> tuple:
     """Each maintenance job's module: it declares its keys beside its code (and imports only the
     standard library at the top, so reading the declarations stays cheap)."""
-    from .jobs import backup, leak_check, outdated
-    return (backup, leak_check, outdated)
+    from .jobs import backup, leak_check, outdated, rotate_logs
+    return (backup, leak_check, outdated, rotate_logs)
 
 
 @lru_cache(maxsize=None)

@@ -32,15 +32,10 @@ log = logging.getLogger("ishowd")
 class Daemon:
     def __init__(self, config: Config):
         from . import catalog
-        from .paths import store_path
-        from .settings import hour_retention_seconds
-        from .store.writer import Store
+        from .store.writer import open_store
 
         self.config = config
-        st = config.storage
-        self.store = Store(store_path(config), raw_retention=st.raw_retention,
-                           minute_retention=st.minute_retention, hour_retention=hour_retention_seconds(config),
-                           procfs_root=config.host.procfs_root)
+        self.store = open_store(config)
         self.collectors: list[Collector] = []
         for name, cls in sorted(catalog.collectors().items()):
             self.collectors.append(cls(config))
@@ -50,6 +45,11 @@ class Daemon:
             task = cls(config, self.store)
             if self._setup(task):
                 self.tasks.append(task)
+        from .jobs.runner import JobRunner, set_up
+        jobs, unavailable = set_up(config)
+        for name, reason in unavailable.items():
+            log.info("job %s: not scheduled on this host (%s)", name, reason)
+        self.jobs = JobRunner(config, self.store, jobs, unavailable)
         self.ticks = 0
         self.exit_code = 0
         self._warned: set[tuple[str, str]] = set()
@@ -97,6 +97,7 @@ class Daemon:
             labels = {"collector": c.name}
             batch.append(Sample(COLLECTOR_DURATION, round(took, 6), labels))
             batch.append(Sample(COLLECTOR_SUCCESS, ok, labels))
+        batch += self.jobs.samples(now)
         return batch
 
     def tick(self, now: Optional[float] = None, *, after: bool = True) -> int:
@@ -166,8 +167,10 @@ class Daemon:
         from .schedule import MonotonicInterval, SteadyScheduler
 
         interval = self.config.sampling.interval
-        sched = SteadyScheduler(executors={"default": ThreadPoolExecutor(4)}, timezone="UTC",
-                                job_defaults={"coalesce": True, "max_instances": 1})
+        from .jobs import scheduling
+        sched = SteadyScheduler(executors={"default": ThreadPoolExecutor(4),
+                                           scheduling.EXECUTOR: ThreadPoolExecutor(scheduling.WORKERS)},
+                                timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler = sched
         trigger = MonotonicInterval(interval, first_delay=0)
 
@@ -191,6 +194,7 @@ class Daemon:
 
         def stop(signum, _frame):
             log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
+            self.jobs.stop()  # a job running for an hour must not hold the stop up
             sched.request_stop()
 
         def hangup(_signum, _frame):
@@ -198,14 +202,19 @@ class Daemon:
             log.warning("SIGHUP: reloading the configuration is not supported yet; restart ishowd "
                         "to apply a changed config (sampling goes on)")
 
+        scheduling.add_jobs(sched, self.jobs)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hangup)
+        from .control import ControlServer, socket_path
+        self.control = ControlServer(socket_path(self.store.path), self._run_job_for_operator,
+                                     lambda: sorted(self.jobs.jobs))
+        self.control.start()
         from .exporter import start as start_exporter
         self.exporter = start_exporter(self.config, self.store.path, self.config.metrics)
-        log.info("sampling every %gs into %s with %s; tasks: %s", interval, self.store.path,
+        log.info("sampling every %gs into %s with %s; tasks: %s; jobs: %s", interval, self.store.path,
                  ", ".join(c.name for c in self.collectors) or "no collectors",
-                 ", ".join(t.name for t in self.tasks) or "none")
+                 ", ".join(t.name for t in self.tasks) or "none", ", ".join(self.jobs.enabled()) or "none")
         sched.start()  # returns after request_stop() and the jobs in flight have finished
 
     def _task_job(self, task, trigger):
@@ -214,7 +223,13 @@ class Daemon:
             self._run_task(task)
         return job
 
+    def _run_job_for_operator(self, name: str, progress) -> dict:
+        return self.jobs.run(name, trigger="operator", progress=progress).as_json()
+
     def close(self) -> None:
+        if getattr(self, "control", None) is not None:
+            self.control.close()
+        self.jobs.stop()
         if getattr(self, "exporter", None) is not None:
             self.exporter.shutdown()
         for part in (*self.collectors, *self.tasks):

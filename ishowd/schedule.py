@@ -13,6 +13,10 @@ old schedule comes round again (a hang). Two pieces prevent that:
   wall clock with the monotonic clock, and when it has stepped re-anchors
   every job: interval jobs to their next monotonic slot, calendar (cron)
   jobs, after a backward step, to their next fire time from the new now.
+- ``CrontabTrigger``: the maintenance jobs' calendar, with cron's meaning
+  and daylight saving time handled (``jobs/cron.py``); a slot is never fired
+  twice, also when the clock steps back over it, and after a step forward
+  the slot missed runs once (the scheduler coalesces) before the next.
 """
 from __future__ import annotations
 
@@ -69,6 +73,29 @@ class MonotonicInterval(BaseTrigger):
 
     def __str__(self) -> str:
         return f"every {self.seconds:g}s (monotonic)"
+
+
+class CrontabTrigger(BaseTrigger):
+    """Fire times of a ``jobs.cron.Crontab`` in ``tz`` (None: the host's local time)."""
+
+    def __init__(self, crontab, tz=None, last_slot: float | None = None):
+        self.crontab, self.tz = crontab, tz
+        self.last_slot = last_slot  # epoch seconds of the newest slot fired: never handed out again
+
+    def fired(self, slot: float) -> None:
+        self.last_slot = slot if self.last_slot is None else max(self.last_slot, slot)
+
+    def get_next_fire_time(self, previous_fire_time, now: datetime):
+        after = now.timestamp()
+        if previous_fire_time is not None:
+            after = max(after, previous_fire_time.timestamp())
+        if self.last_slot is not None:
+            after = max(after, self.last_slot)
+        fire = self.crontab.next_after(after, self.tz)
+        return datetime.fromtimestamp(fire, now.tzinfo)
+
+    def __str__(self) -> str:
+        return f"cron {self.crontab.text!r}"
 
 
 class SteadyScheduler(BlockingScheduler):

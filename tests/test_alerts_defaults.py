@@ -25,6 +25,9 @@ def tick_batch(t: int) -> list:
         sample("memory_available_bytes", 4e9 if 2100 <= t < 2200 else 8e9),
         sample("backend_log_errors_total", 3.0 if t >= 2400 else 0.0, level="ERROR"),
         sample("backend_rss_bytes", 1.5e9 if t >= 3300 else 2.06e9),
+        # the backup's last run failed from 5000 s to 5600 s; the benchmark is overdue from 6000 s
+        sample("ishowd_job_success", 0.0 if 5000 <= t < 5600 else 1.0, job="backup"),
+        sample("ishowd_job_overdue", 1.0 if t >= 6000 else 0.0, job="benchmark"),
     ]
     if t % 60 == 0 and not 3000 <= t < 3200:     # one normal request a minute
         batch.append(sample("tts_rtf", 0.28, T0 + t - 5, engine="f5", voice="walter", source="api"))
@@ -74,6 +77,9 @@ def test_the_defaults_fire_and_resolve_on_time(tmp_path, caplog):
         ("backend-log-errors", "resolved", 3000, "info"),
         ("rtf-slow", "firing", 3060, "warning"),          # the 7th slow request lifts the hour's mean past 0.35
         ("backend-memory-growth", "resolved", 3300, "warning"),
+        ("job-failed", "firing", 5000, "warning"),
+        ("job-failed", "resolved", 5600, "warning"),
+        ("job-overdue", "firing", 6000, "warning"),
     ]
     assert "no series on this host" not in caplog.text
 

@@ -37,11 +37,15 @@ def ro(path):
 
 
 def ticks(path) -> dict[int, int]:
-    """{head row id: samples in it}: one row per tick (two ticks may share a second)."""
+    """{head row id: samples in it}: one row per tick (two ticks may share a second). The jobs'
+    metrics are left out: they go into a tick once a minute, not into every one."""
+    from ishowd.store.codec import unpack_tick
     try:
         conn = ro(path)
         try:
-            return {rowid: len(blob) // 12 for rowid, blob in conn.execute("SELECT id, data FROM head ORDER BY id")}
+            jobs = {sid for (sid,) in conn.execute("SELECT id FROM series WHERE name LIKE 'ishowd_job_%'")}
+            return {rowid: sum(1 for sid, _ in unpack_tick(blob) if sid not in jobs)
+                    for rowid, blob in conn.execute("SELECT id, data FROM head ORDER BY id")}
         finally:
             conn.close()
     except sqlite3.OperationalError:

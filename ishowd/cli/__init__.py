@@ -22,6 +22,7 @@ COMMANDS = {
     "check": ("alerts", "check"),
     "db": ("db", "db"),
     "history": ("history", "history"),
+    "jobs": ("jobs", "jobs"),
     "rtf": ("rtf", "rtf"),
     "status": ("status", "status"),
 }

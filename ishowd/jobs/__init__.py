@@ -37,6 +37,7 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 from ..config import Key
+from ..metrics import declare
 from ..parts import Part, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +48,18 @@ HOUR = 3600
 DAY = 86400
 WEEK = 7 * DAY
 STATUSES = ("ok", "failed", "skipped", "timeout")
+
+# Reported every tick from the last run of each job (``runner.JobRunner.samples``).
+JOB_SUCCESS = declare("ishowd_job_success", "boolean",
+                      "1 when the job's last run ended ok or skipped, 0 when it failed or timed out.", ("job",),
+                      group="jobs")
+JOB_LAST_RUN = declare("ishowd_job_last_run_timestamp_seconds", "seconds",
+                       "When the job's last run ended (seconds since the epoch).", ("job",), group="jobs")
+JOB_DURATION = declare("ishowd_job_duration_seconds", "seconds", "How long the job's last run took.", ("job",),
+                       group="jobs")
+JOB_OVERDUE = declare("ishowd_job_overdue", "boolean",
+                      "1 when an enabled job has not run for twice its period, else 0.", ("job",), group="jobs")
+METRICS = (JOB_SUCCESS, JOB_LAST_RUN, JOB_DURATION, JOB_OVERDUE)
 
 
 class Outcome(NamedTuple):
@@ -71,6 +84,7 @@ class JobContext:
         self.deadline = time.monotonic() + timeout
         self.cancel = cancel
         self.by = by                    # "schedule", "catch-up" (missed while down) or "operator"
+        self.run_id: Optional[int] = None   # its row in job_runs
         self._progress = progress
 
     def remaining(self) -> float:

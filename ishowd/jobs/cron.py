@@ -51,3 +51,83 @@ def crontab_problem(text) -> Optional[str]:
             if len(values) == 2 and values[0] > values[1]:
                 return f"{what} field {field!r}: range {span} runs backwards"
     return None
+
+
+def _expand(field: str, index: int, low: int, high: int) -> set[int]:
+    out: set[int] = set()
+    for item in field.split(","):
+        m = _ITEM.match(item)
+        span, step = m.group(1), int(m.group(2) or 1)
+        if span == "*":
+            start, end = low, high
+        else:
+            ends = [_value(e, index, low, high) for e in span.split("-")]
+            start, end = ends[0], ends[-1]
+            if m.group(2) and len(ends) == 1:  # "5/15": from 5 to the end, every 15
+                end = high
+        out.update(range(start, end + 1, step))
+    return out
+
+
+class Crontab:
+    """Crontab fields with cron's own meaning, in a time zone; fire times as epoch seconds.
+
+    As in Vixie cron: day-of-week 0 and 7 are Sunday, and when both day
+    fields are restricted a day matches either. (APScheduler's cron trigger
+    means 0 as Monday and requires both, and fires twice when the clock falls
+    back; so the fire times are computed here.) Across daylight saving time a
+    local time the clock skips runs once, at the moment it maps to after the
+    jump (02:30 on the spring-forward day is 03:30), and a local time the clock
+    passes twice runs once, the first time.
+    """
+
+    def __init__(self, text: str):
+        problem = crontab_problem(text)
+        if problem:
+            raise ValueError(problem)
+        fields = text.lower().split()
+        self.text = " ".join(fields)
+        sets = [_expand(f, i, lo, hi) for i, (f, (_, lo, hi)) in enumerate(zip(fields, _FIELDS))]
+        self.minutes, self.hours = sorted(sets[0]), sorted(sets[1])
+        self.days, self.months = sets[2], sets[3]
+        self.weekdays = {d % 7 for d in sets[4]}
+        self.any_day, self.any_weekday = fields[2] == "*", fields[4] == "*"
+
+    def day_matches(self, day) -> bool:
+        if day.month not in self.months:
+            return False
+        by_date, by_weekday = day.day in self.days, day.isoweekday() % 7 in self.weekdays
+        if self.any_day or self.any_weekday:
+            return by_date and by_weekday
+        return by_date or by_weekday
+
+    def _instants(self, day, tz):
+        from datetime import datetime
+        for h in self.hours:
+            for m in self.minutes:
+                # fold=0: an ambiguous time is its first occurrence; a skipped one maps past the gap
+                yield datetime(day.year, day.month, day.day, h, m, tzinfo=tz, fold=0).timestamp()
+
+    def next_after(self, t: float, tz) -> float:
+        """The first fire time strictly after ``t``."""
+        from datetime import datetime, timedelta
+        day = datetime.fromtimestamp(t, tz).date() - timedelta(days=1)  # a skipped time may map forward
+        for _ in range(5 * 366 + 2):  # "0 0 29 2 *" comes round within five years
+            if self.day_matches(day):
+                later = [i for i in self._instants(day, tz) if i > t]
+                if later:
+                    return min(later)
+            day += timedelta(days=1)
+        raise ValueError(f"{self.text!r} never fires")
+
+    def last_at_or_before(self, t: float, tz) -> float | None:
+        """The latest fire time at or before ``t`` (within five years), or None."""
+        from datetime import datetime, timedelta
+        day = datetime.fromtimestamp(t, tz).date() + timedelta(days=1)
+        for _ in range(5 * 366 + 2):
+            if self.day_matches(day):
+                earlier = [i for i in self._instants(day, tz) if i <= t]
+                if earlier:
+                    return max(earlier)
+            day -= timedelta(days=1)
+        return None

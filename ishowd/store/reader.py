@@ -211,6 +211,26 @@ class Reader:
         return result
 
 
+    # --- maintenance jobs ------------------------------------------------------------
+
+    def job_runs(self, since_us: int = 0) -> list:
+        """Every recorded job run started at or after ``since_us``, oldest first (raw rows)."""
+        if self.revision < "0005":
+            return []
+        return self.conn.execute(sql.JOB_RUNS_SINCE, {"since": since_us}).fetchall()
+
+    def job_last_runs(self) -> list:
+        """The newest run of each job (raw rows)."""
+        if self.revision < "0005":
+            return []
+        return self.conn.execute(sql.JOB_RUNS_LAST).fetchall()
+
+    def job_last_slots(self) -> dict[str, float]:
+        """The newest schedule slot each job ran for (epoch seconds)."""
+        if self.revision < "0005":
+            return {}
+        return {job: slot / 1e6 for job, slot in self.conn.execute(sql.JOB_LAST_SLOTS) if slot is not None}
+
 def open_reader(config) -> Reader:
     from ..paths import store_path
     return Reader(store_path(config))

@@ -165,3 +165,21 @@ log_counters = Table(
     Column("value", BigInteger, nullable=False),
     PrimaryKeyConstraint("name", "label", name="pk_log_counters"),
 )
+
+
+# --- maintenance jobs (ishowd/jobs) -----------------------------------------------
+# One row per run, inserted when it starts (status "running") and completed when it
+# ends; a row still "running" when the daemon starts was cut short by a crash.
+job_runs = Table(
+    "job_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", Text, nullable=False),
+    Column("started", BigInteger, nullable=False),                  # µs since the epoch
+    Column("finished", BigInteger),
+    Column("status", Text, nullable=False),                         # running | ok | failed | skipped | timeout
+    Column("detail", Text, nullable=False, server_default=""),      # one line for people
+    Column("result", Text, nullable=False, server_default="{}"),    # JSON
+    Column("trigger", Text, nullable=False, server_default="schedule"),  # schedule | catch-up | operator
+    Column("slot", BigInteger),                                     # the schedule slot it ran for (µs)
+)
+Index("ix_job_runs_job_started", job_runs.c.job, job_runs.c.started)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam as p, case, delete, func, insert, literal
 from sqlalchemy.dialects import sqlite
 
 from .schema import (alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_records,
-                     series, store_meta)
+                     job_runs, series, store_meta)
 
 STATEMENTS = {
     # series
@@ -32,6 +32,7 @@ STATEMENTS = {
     # the newest write (write order, not time order: after a clock step the two differ)
     "HEAD_NEWEST_WRITE": select(head.c.ts, head.c.mono).where(head.c.id == select(func.max(head.c.id)).scalar_subquery()),
     "META_GET": select(store_meta.c.value).where(store_meta.c.key == p("key")),
+    "META_DELETE": delete(store_meta).where(store_meta.c.key == p("key")),
     "META_PUT": insert(store_meta).values(key=p("key"), value=p("value")).prefix_with("OR REPLACE"),
     "HEAD_MIN_TS": select(func.min(head.c.ts)),
     "HEAD_MAX_TS": select(func.max(head.c.ts)),
@@ -93,6 +94,9 @@ _WEEK = literal_column("(rtf_records.ts / 1000000 - :monday0) / :week").label("w
 _ONE, _ZERO = literal_column("1"), literal_column("0")
 _counter_add = sqlite.insert(log_counters).values(name=p("name"), label=p("label"), value=p("value"))
 
+JOB_RUN_COLUMNS = (job_runs.c.id, job_runs.c.job, job_runs.c.started, job_runs.c.finished, job_runs.c.status,
+                   job_runs.c.detail, job_runs.c.result, job_runs.c.trigger)
+
 STATEMENTS.update({
     "RTF_INSERT": insert(rtf_records).prefix_with("OR IGNORE").values(
         ts=p("ts"), source=p("source"), voice=p("voice"), elapsed_ms=p("elapsed_ms"),
@@ -128,6 +132,10 @@ STATEMENTS.update({
     .where(log_positions.c.log == p("log"), log_positions.c.role == p("role")),
     "LOG_POSITION_SAVE": insert(log_positions).prefix_with("OR REPLACE").values(
         {c.name: p(c.name) for c in _POSITION}),
+    # a rotation cut the front off the file: the position moves back with it (jobs/rotate_logs.py)
+    "LOG_POSITION_SHIFT": update(log_positions)
+    .where(log_positions.c.log == p("log"), log_positions.c.role == p("role"))
+    .values(offset=p("offset"), fingerprint=p("fingerprint"), fp_len=p("fp_len"), size=p("size")),
     "LOG_POSITIONS_DELETE": delete(log_positions).where(log_positions.c.log == p("log")),
     "LOG_POSITION_DELETE": delete(log_positions)
     .where(log_positions.c.log == p("log"), log_positions.c.role == p("role")),
@@ -135,6 +143,22 @@ STATEMENTS.update({
         index_elements=[log_counters.c.name, log_counters.c.label],
         set_={"value": log_counters.c.value + _counter_add.excluded.value}),
     "LOG_COUNTERS_ALL": select(log_counters.c.name, log_counters.c.label, log_counters.c.value),
+    # maintenance jobs
+    "JOB_RUN_START": insert(job_runs).values(job=p("job"), started=p("started"), status=literal_column("'running'"),
+                                             trigger=p("trigger"), slot=p("slot")),
+    "JOB_RUN_FINISH": update(job_runs).where(job_runs.c.id == p("id"))
+    .values(finished=p("finished"), status=p("status"), detail=p("detail"), result=p("result")),
+    # a run the daemon's end cut short (a crash, kill -9): found "running" at the next start
+    # what a run has done so far, written in the same transaction as what it did (the rotation's cut)
+    "JOB_RUN_PROGRESS": update(job_runs).where(job_runs.c.id == p("id")).values(result=p("result")),
+    "JOB_RUNS_INTERRUPTED": update(job_runs).where(job_runs.c.status == literal_column("'running'"))
+    .values(finished=job_runs.c.started, status=literal_column("'failed'"), detail=p("detail")),
+    "JOB_RUNS_SINCE": select(*JOB_RUN_COLUMNS).where(job_runs.c.started >= p("since"))
+    .order_by(job_runs.c.started, job_runs.c.id),
+    "JOB_RUNS_LAST": select(*JOB_RUN_COLUMNS)
+    .where(job_runs.c.id.in_(select(func.max(job_runs.c.id)).group_by(job_runs.c.job))),
+    "JOB_RUN_BY_ID": select(*JOB_RUN_COLUMNS).where(job_runs.c.id == p("id")),
+    "JOB_LAST_SLOTS": select(job_runs.c.job, func.max(job_runs.c.slot)).group_by(job_runs.c.job),
 })
 
 # Run with executemany over many rows: compiled with ``?`` placeholders, so rows are plain tuples

@@ -518,3 +518,12 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def open_store(config, **kwargs) -> Store:
+    """The writer for ``config``'s store, with its retention (the daemon, or a job run with no daemon up)."""
+    from ..paths import store_path
+    from ..settings import hour_retention_seconds
+    st = config.storage
+    return Store(store_path(config), raw_retention=st.raw_retention, minute_retention=st.minute_retention,
+                 hour_retention=hour_retention_seconds(config), procfs_root=config.host.procfs_root, **kwargs)
