@@ -39,6 +39,7 @@ import hashlib
 import logging
 import os
 import stat
+import threading
 import time
 from operator import itemgetter
 from typing import Optional
@@ -59,6 +60,10 @@ _SAMPLE_OF_ROW = itemgetter(*(COLUMN[c] for c in ("ts", "rtf") + TTS_RTF.labels)
 log = logging.getLogger("ishowd.ingest")
 
 EMIT_EVERY = 60.0            # counters are written as samples at least this often
+
+# Held while a log is read and while the rotation job cuts one (jobs/rotate_logs.py): a read
+# that began before a cut must not commit a position that counts the bytes cut.
+LOG_LOCK = threading.RLock()
 
 
 class Ingestor:
@@ -84,7 +89,8 @@ class Ingestor:
     def run(self, now: Optional[float] = None) -> None:
         for path in self.logs:
             try:
-                self.ingest(path)
+                with LOG_LOCK:
+                    self.ingest(path)
             except OSError as exc:
                 self._warn(path, f"cannot read {path}: {exc.strerror or exc}")
         self.emit_counters(time.time() if now is None else now)

@@ -5,10 +5,13 @@ Its keys and metrics are in ``ishowd/specs/backend.py``; the work is in
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 from ..store.errors import is_storage_failure
 from . import Task, register
+
+log = logging.getLogger("ishowd.ingest")
 
 
 @register
@@ -20,6 +23,10 @@ class LogIngest(Task):
         if not self.config.rtf.logs:
             return "[rtf] logs is empty"
         from ..backend.ingest import Ingestor
+        from ..jobs.rotate_logs import recover
+        said = recover(self.store, self.config)   # a rotation cut short: finished before anything is read
+        if said:
+            log.warning("%s", said)
         self.ingestor = Ingestor(self.config, self.store)
         return None
 
