@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import signal
 import subprocess
@@ -105,3 +106,32 @@ def test_an_unknown_job_is_a_usage_error_naming_the_jobs(deployment):
     cfg, _ = deployment
     proc = ishowctl(cfg, "jobs", "run", "bakup")
     assert proc.returncode == 2 and "no job 'bakup'" in proc.stderr and "backup" in proc.stderr
+
+
+def test_ticks_stay_on_time_while_a_job_runs(deployment, tmp_path):
+    """A job runs in its own thread pool: a run taking seconds (here `outdated`, its interpreter a
+    stand-in that takes its time) delays no sampling tick."""
+    slow = tmp_path / "slow-python"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(4)\nprint('[]')\n")
+    slow.chmod(0o755)
+    _, root = deployment
+    cfg = write_config(tmp_path, deployment={"root": str(root), "python": str(slow)}, sampling={"interval": "1s"})
+    db = tmp_path / "ishowd.db"
+    daemon = subprocess.Popen([entry_point("ishowd"), "run", "--config", str(cfg)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for((tmp_path / "ishowd.sock").exists, what="the control socket")
+        t0 = time.time()
+        proc = ishowctl(cfg, "jobs", "run", "outdated", "--json", timeout=120)
+        t1 = time.time()
+        record = json.loads(proc.stdout)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=30)
+    assert t1 - t0 >= 4, "the stand-in interpreter did not hold the job up"
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        stamps = [ts for (ts,) in conn.execute("SELECT ts FROM head WHERE ts BETWEEN ? AND ? ORDER BY id",
+                                               (int(t0), int(t1)))]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert record["job"] == "outdated" and len(stamps) >= int(t1 - t0) - 1 and max(gaps) <= 2, (stamps, record)
