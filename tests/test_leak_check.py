@@ -150,7 +150,8 @@ def test_the_models_loading_after_each_restart_are_left_out(tmp_path):
         if k and into == 0:
             starts += 1
         level = 1500 * MB - (200 * MB * math.exp(-into / 300) if k else 0)
-        ticks[t] = [Sample(STARTS, starts), Sample(RSS, (300 * MB if k and into == 0 else level) + rnd.gauss(0, 2 * MB))]
+        rss = (300 * MB if k and into == 0 else level) + rnd.gauss(0, 2 * MB)
+        ticks[t] = [Sample(STARTS, starts), Sample(RSS, rss)]
     plant(tmp_path, ticks)
     out = run_job(tmp_path)
     assert out.status == "ok", out.detail

@@ -18,9 +18,9 @@ A restart shows in the store three ways, and any of them cuts:
 ``backend_up`` is not used: a failed health probe says the backend did not
 answer, not that it restarted (a long synthesis or a hang reads the same, with
 the same process and memory). Each GPU series is also cut where it is absent or
-halves by itself, by ``threshold`` at least (another process on that GPU ended). After a restart,
-``warmup`` is left out (the models load and the first requests compile); pieces
-shorter than an hour are left out.
+halves by itself, by ``threshold`` at least (another process on that GPU ended).
+After a restart, ``warmup`` is left out (the models load and the first requests
+compile); pieces shorter than an hour are left out.
 
 The verdict per series: a leak when the rate exceeds ``threshold`` bytes a day
 and the rise it makes over the data is at least ``NOISE_RATIO`` times the noise

@@ -11,8 +11,8 @@ does to the level counts neither as growth nor as a fix.
   warm-up ramps, the spikes of a large request and the odd bad sample that
   would drag a least-squares line (up to about 29 % of the points). It needs
   every pair, so more than ``MAX_POINTS`` points are averaged into bins of
-  consecutive points first: pairs stay under ``MAX_POINTS ** 2 / 2`` (65 000),
-  about 0.1 s, whatever the sampling interval.
+  consecutive points first: pairs stay under ``MAX_POINTS ** 2 / 2`` (65 000;
+  a fit of a day's 1440 minutes takes 0.03 s), whatever the sampling interval.
 - The noise is the spread of the points around that fit: 1.4826 times the
   median absolute residual (the standard deviation, for normal noise).
 - A step: the one change of level (anywhere in one segment) that leaves the
