@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from ..config import Key
+from ..config import Key, shown
 from . import DAY, Job, JobContext, Outcome, job_keys, register
 
 FILES = [
@@ -39,9 +39,10 @@ def _files_problem(files):
     for index, rel in enumerate(files):
         problem = _path_problem(rel)
         if problem:
-            return f"paths relative to [deployment] root such as \"config/ishowtts.toml\"; {rel!r} is {problem}"
+            return (f"paths relative to [deployment] root such as \"config/ishowtts.toml\"; "
+                    f"{shown(rel)} is {problem}")
         if rel in files[:index]:
-            return f"each file once; {rel!r} is listed twice"
+            return f"each file once; {shown(rel)} is listed twice"
     return None
 
 
@@ -57,7 +58,7 @@ KEYS = job_keys("backup", "30 3 1 * *", "10m", {
     "files": Key("strlist", FILES, "the files backed up, relative to [deployment] root",
                  check=_files_problem),
     "keep": Key("duration", "90d", "backups older than this are removed (never the newest `keep_newest`)",
-                min=DAY),
+                min=DAY, max=3650 * DAY),
     "keep_newest": Key("int", 3, "the newest this many backups are kept whatever their age", min=1, max=1000),
 })
 
@@ -89,7 +90,8 @@ class Backup(Job):
                   "bytes": size, "missing": made.missing, "refused": made.refused, "pruned": pruned,
                   "cleaned": made.cleaned, "dir": s.dir}
         if made.id:
-            said = f"{len(made.files)} files, {humanize(size, 'bytes')}, verified, as {made.id}"
+            count = f"{len(made.files)} file" + ("" if len(made.files) == 1 else "s")
+            said = f"{count}, {humanize(size, 'bytes')}, verified, as {made.id}"
         elif made.unchanged_since:
             said = f"unchanged since {made.unchanged_since}"
         else:
