@@ -272,6 +272,17 @@ def _remove_killed_restores(target: str) -> None:
             os.unlink(os.path.join(parent, other))
 
 
+def _own_like(top: str, owner: os.stat_result) -> None:
+    """When root writes a backup (``sudo ishowctl backups restore`` backing up first), hand it
+    to the owner of the backup folder: the daemon's user must still read and prune it."""
+    if os.geteuid() != 0:
+        return
+    os.lchown(top, owner.st_uid, owner.st_gid)
+    for here, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.lchown(os.path.join(here, name), owner.st_uid, owner.st_gid)
+
+
 class BackupDir:
     """The backups of one deployment, in ``settings.dir``."""
 
@@ -407,7 +418,15 @@ class BackupDir:
         removed = []
         for backup in self.ids()[self.s.keep_newest:]:
             if now - id_time(backup) > self.s.keep:
-                shutil.rmtree(os.path.join(self.s.dir, backup))
+                # renamed out of the ids first: a removal that fails halfway leaves a partial
+                # folder (removed by the next run), never a half backup that lists as one
+                doomed = os.path.join(self.s.dir, f"{PARTIAL_PREFIX}{backup}-{os.getpid()}")
+                try:
+                    os.rename(os.path.join(self.s.dir, backup), doomed)
+                    shutil.rmtree(doomed)
+                except OSError as exc:
+                    raise BackupError(f"could not remove the old backup {backup} from {self.s.dir}: "
+                                      f"{exc.strerror or exc}") from None
                 removed.append(backup)
         return removed
 
@@ -485,6 +504,7 @@ class BackupDir:
                     f.writelines(f"{sha}  {rel}\n" for rel, (sha, _) in sorted(copied.items()))
                     f.flush()
                     os.fsync(f.fileno())
+                _own_like(partial, os.stat(self.s.dir))
                 for here, _, _ in sorted(os.walk(partial), reverse=True):   # deepest first
                     _fsync_dir(here)
                 progress(f"{len(copied)} files copied and verified; renaming {os.path.basename(partial)} "
@@ -615,6 +635,10 @@ class BackupDir:
         temp = f".{name}{RESTORE_SUFFIX}{os.urandom(4).hex()}"
         try:
             st = os.fstat(src)
+            try:
+                owner = os.stat(name, dir_fd=dfd)
+            except FileNotFoundError:
+                owner = os.fstat(dfd)
             out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
             try:
                 try:
@@ -622,6 +646,8 @@ class BackupDir:
                         raise OSError(errno.EIO, "its copy in the backup changed since it was verified")
                     # the mode less setuid, setgid and sticky: a backup folder is data, and never
                     # makes a restored file run as its owner
+                    if os.geteuid() == 0:     # the service's user keeps its file when root restores
+                        os.fchown(out, owner.st_uid, owner.st_gid)
                     os.fchmod(out, stat.S_IMODE(st.st_mode) & 0o777)
                     os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
                     os.fsync(out)

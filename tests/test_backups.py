@@ -200,6 +200,29 @@ def test_prune_keeps_the_newest_three_whatever_their_age_and_never_touches_forei
     assert snapshot(dep.outside) == untouched_outside
 
 
+def test_an_old_backup_that_cannot_be_removed_fails_the_run_and_never_lists_half_removed(dep):
+    """A removal that stops halfway (here an immutable file, as a disk error would) leaves a
+    partial folder the next run removes, not a backup that would fail verification."""
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("chattr +i needs root")
+    config = dep.root / "config/ishowtts.toml"
+    for day in (0, 1, 2, 3):
+        config.write_text(f"day {day}\n")
+        assert dep.job(T0 + day * DAY).status == "ok"
+    stuck = dep.dir / id_of(T0) / "config/ishowtts.toml"
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable flag")
+    try:
+        outcome = dep.job(T0 + 100 * DAY)
+        assert outcome.status == "failed" and f"could not remove the old backup {id_of(T0)}" in outcome.detail
+        assert [b["id"] for b in dep.listed()] == [id_of(T0 + d * DAY) for d in (3, 2, 1)]
+    finally:
+        for left in dep.dir.glob("*/config/ishowtts.toml"):      # wherever it is now (* takes .partial-)
+            subprocess.run(["chattr", "-i", str(left)], check=True)
+    assert "removed 1 partial folders" in dep.job(T0 + 100 * DAY).detail
+    assert not list(dep.dir.glob(".partial-*"))
+
+
 def test_how_long_and_how_many_are_kept_are_settings(tmp_path, clean_env):
     dep = Deployment(tmp_path, keep="10d", keep_newest=1)
     config = dep.root / "config/ishowtts.toml"
@@ -445,6 +468,29 @@ def test_a_restore_backs_up_what_it_replaces_then_puts_back_identical_files_and_
     back = dep.ctl("restore", undo)
     assert back.returncode == 0, back.stdout + back.stderr
     assert {rel: snapshot(dep.root)[rel] for rel in edited} == edited
+
+
+def test_a_restore_by_root_keeps_each_files_owner_and_hands_its_backup_to_the_folders_owner(dep):
+    """``sudo ishowctl backups restore``: the service's user must still read its files, and the
+    daemon's user must still read and prune the backup the restore made first."""
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    dep.dir.mkdir()
+    os.chown(dep.dir, 4321, 4321)                       # the daemon's user owns the backups
+    config = dep.root / "config/ishowtts.toml"
+    os.chown(config, 1234, 1234)                        # the service's user owns its files
+    os.chown(dep.root / "crates/tts-engine/src", 2345, 2345)
+    assert dep.job(T0).status == "ok"
+    config.write_text("edited\n")
+    (dep.root / "crates/tts-engine/src/lib.rs").unlink()
+    proc = dep.ctl("restore", id_of(T0))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (config.stat().st_uid, config.stat().st_gid) == (1234, 1234)
+    created = (dep.root / "crates/tts-engine/src/lib.rs").stat()
+    assert (created.st_uid, created.st_gid) == (2345, 2345)      # a new file: its folder's owner
+    for backup in dep.dir.iterdir():
+        for path in [backup, *backup.rglob("*")]:
+            assert (path.lstat().st_uid, path.lstat().st_gid) == (4321, 4321), path
 
 
 def test_a_restore_of_a_backup_that_fails_verification_is_refused_and_changes_nothing(dep):
