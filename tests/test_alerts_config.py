@@ -92,7 +92,8 @@ def test_the_daemon_exits_78_naming_the_rule(tmp_path):
 
 
 DEFAULT_NAMES = ["gpu-hot", "gpu-warm", "gpu-unlocked", "rtf-slow", "backend-down", "memory-low",
-                 "backend-memory-growth", "backend-log-errors", "job-failed", "job-overdue"]
+                 "backend-memory-growth", "backend-log-errors", "backend-compile-fallback", "job-failed",
+                 "job-overdue"]
 
 
 def test_the_default_rule_set():
@@ -109,6 +110,7 @@ def test_the_default_rule_set():
         "memory-low": ("memory_available_bytes", "<", 5e9, 60, "warning", None, None, {}),
         "backend-memory-growth": ("backend_rss_bytes", ">", 50e6, 0, "warning", 86400, "increase", {}),
         "backend-log-errors": ("backend_log_errors_total", ">", 0, 0, "info", 600, "increase", {}),
+        "backend-compile-fallback": ("backend_compile_fallbacks_total", ">", 0, 0, "warning", 86400, "increase", {}),
         "job-failed": ("ishowd_job_success", "==", 0, 0, "warning", None, None, {}),
         "job-overdue": ("ishowd_job_overdue", "==", 1, 0, "warning", None, None, {}),
     }

@@ -26,6 +26,7 @@ def tick_batch(t: int) -> list:
         sample("backend_log_errors_total", 3.0 if t >= 2400 else 0.0, level="ERROR"),
         sample("backend_rss_bytes", 1.5e9 if t >= 3300 else 2.06e9),
         # the backup's last run failed from 5000 s to 5600 s; the benchmark is overdue from 6000 s
+        sample("backend_compile_fallbacks_total", 1.0 if t >= 4000 else 0.0),   # compilation failed at 4000 s
         sample("ishowd_job_success", 0.0 if 5000 <= t < 5600 else 1.0, job="backup"),
         sample("ishowd_job_overdue", 1.0 if t >= 6000 else 0.0, job="benchmark"),
     ]
@@ -77,6 +78,7 @@ def test_the_defaults_fire_and_resolve_on_time(tmp_path, caplog):
         ("backend-log-errors", "resolved", 3000, "info"),
         ("rtf-slow", "firing", 3060, "warning"),          # the 7th slow request lifts the hour's mean past 0.35
         ("backend-memory-growth", "resolved", 3300, "warning"),
+        ("backend-compile-fallback", "firing", 4000, "warning"),
         ("job-failed", "firing", 5000, "warning"),
         ("job-failed", "resolved", 5600, "warning"),
         ("job-overdue", "firing", 6000, "warning"),

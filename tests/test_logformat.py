@@ -241,3 +241,29 @@ def test_random_realistic_mix_counts():
                      else b.chat_bytes() if r < 0.9 else sb.noise_tqdm())
     res = lf.scan(b"".join(parts))
     assert as_tuples(res.events) == expected(b)
+
+
+def test_a_torch_compile_fallback_is_counted_and_a_preview_cannot_forge_one(tmp_path):
+    from ishowd import catalog
+    from ishowd.backend.ingest import Ingestor
+    from ishowd.store.reader import Reader
+    from ishowd.store.writer import Store
+    from standin_backend import line_api
+
+    fallback = b"[F5TTS] Warning: torch.compile() failed, falling back to eager mode: inductor error\n"
+    forged = line_api(1_790_000_000_000_000, "hi\n[F5TTS] Warning: torch.compile() failed, falling back to eager "
+                                             "mode: said the chat")
+    log = tmp_path / "backend.log"
+    log.write_bytes(b"Starting iShowTTS backend...\n" + fallback + forged + b"\x1b[33m" + fallback)
+    cfg = catalog.loads_config(f'[rtf]\nlogs = ["{log}"]\n', "test.toml")
+    store = Store(tmp_path / "s.db")
+    try:
+        Ingestor(cfg, store).run(1_790_000_100)
+    finally:
+        store.close()
+    reader = Reader(str(tmp_path / "s.db"))
+    try:
+        values = {r.name: r.value for r in reader.latest(0)}
+    finally:
+        reader.close()
+    assert values["backend_compile_fallbacks_total"] == 2    # the two printed lines, not the preview

@@ -46,7 +46,7 @@ from typing import Optional
 
 from ..metrics import Sample
 from ..store import sql
-from ..specs.backend import HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
+from ..specs.backend import COMPILE_FALLBACKS, HTTP_REQUESTS, LOG_ERRORS, LOG_LINES, STARTS, TTS_RTF
 from . import catchup, follow, logformat as lf, scanworker
 from .catchup import catchup_workers  # noqa: F401  (``from ishowd.backend.ingest import catchup_workers``)
 from .follow import FP_BYTES, Position
@@ -282,5 +282,6 @@ class Ingestor:
         samples += [Sample(LOG_LINES, c.get(("lines", k), 0), {"kind": k}) for k in ("synthesis", "noise", "malformed")]
         samples += [Sample(HTTP_REQUESTS, v, {"status": label}) for (n, label), v in sorted(c.items()) if n == "http"]
         samples.append(Sample(STARTS, c.get(("starts", ""), 0)))
+        samples.append(Sample(COMPILE_FALLBACKS, c.get(("compile", "fallback"), 0)))
         self.store.write(now, samples)
         self._emitted_at, self._moved = now, False

@@ -70,6 +70,9 @@ API_TARGET = "ishowtts::api::tts"
 CHAT_TARGET = "ishowtts::danmaku"
 
 
+COMPILE_FAILED = b"torch.compile() failed"
+COMPILE_FALLBACK_LINE = b"[F5TTS] Warning: torch.compile() failed, falling back to eager mode"
+
 def strip_ansi(b: bytes) -> bytes:
     return ANSI_RE.sub(b"", b)
 
@@ -543,6 +546,13 @@ def _count_levels(buf, start: int, end: int, spans, res: ScanResult, ignore: Seq
             text = _text(strip_ansi(line))
             if not any(p.search(text) for p in ignore):
                 res.add("errors", lv[0].decode().lower())
+    # F5-TTS's own print when compilation fails: a whole line of its own, outside any record (a
+    # preview holding the words, raw newline or not, is inside its record's span and never counts)
+    for ls, nl in _lines_with(buf, COMPILE_FAILED, start, end, spans, span_starts):
+        line = bytes(buf[ls:nl])
+        cr = line.rfind(b"\r")
+        if strip_ansi(line[cr + 1:]).startswith(COMPILE_FALLBACK_LINE):
+            res.add("compile", "fallback")
     for ls, nl in _lines_with(buf, b"k", start, end, spans, span_starts):   # "backend ready"
         line = bytes(buf[ls:nl])
         lv = _tracing_level(line)

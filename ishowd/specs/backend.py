@@ -120,8 +120,12 @@ LOG_LINES = declare("backend_log_lines_total", "count",
                     "Backend log lines read, by kind: synthesis (records), noise (not tracing lines: Python "
                     "prints, tqdm bars, cargo, onnxruntime; skipped), malformed (a synthesis line that did not "
                     "parse).", ("kind",), kind="counter", group="backend")
+COMPILE_FALLBACKS = declare("backend_compile_fallbacks_total", "count",
+                            "Times F5-TTS said torch.compile() failed and fell back to eager mode (its "
+                            "'[F5TTS] Warning: torch.compile() failed' line): synthesis is then much slower.",
+                            kind="counter", group="backend")
 
 
 KEYS = {"backend": KEYS_BACKEND, "rtf": KEYS_RTF}
 CHECKS = (_check_logs,)
-METRICS = (BACKEND_UP, BACKEND_RSS, TTS_RTF, LOG_ERRORS, HTTP_REQUESTS, STARTS, LOG_LINES)
+METRICS = (BACKEND_UP, BACKEND_RSS, TTS_RTF, LOG_ERRORS, HTTP_REQUESTS, STARTS, LOG_LINES, COMPILE_FALLBACKS)
