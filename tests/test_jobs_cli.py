@@ -135,3 +135,27 @@ def test_ticks_stay_on_time_while_a_job_runs(deployment, tmp_path):
                                                (int(t0), int(t1)))]
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     assert record["job"] == "outdated" and len(stamps) >= int(t1 - t0) - 1 and max(gaps) <= 2, (stamps, record)
+
+
+def test_a_run_missed_while_the_daemon_was_down_runs_once_at_start(deployment, tmp_path):
+    cfg, root = deployment
+    first = ishowctl(cfg, "jobs", "run", "backup")        # a run long ago: the store knows the job ran
+    assert first.returncode == 0, first.stderr
+    import sqlite3
+    long_ago = int((time.time() - 100 * 86400) * 1e6)      # three monthly slots have passed since
+    with sqlite3.connect(tmp_path / "ishowd.db") as conn:
+        conn.execute("UPDATE job_runs SET started = ?, finished = ?, slot = ?", (long_ago, long_ago, long_ago))
+    daemon = subprocess.Popen([entry_point("ishowd"), "run", "--config", str(cfg)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def catch_ups():
+        with sqlite3.connect(f"file:{tmp_path / 'ishowd.db'}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT trigger, status FROM job_runs WHERE trigger = 'catch-up' AND status != 'running'"
+                                ).fetchall()
+    try:
+        got = wait_for(catch_ups, what="the missed run")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert got == catch_ups() == [("catch-up", "ok")]      # once, not once per missed month
+    assert "was missed while ishowd was down; running it now" in err
