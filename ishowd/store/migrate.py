@@ -280,7 +280,22 @@ def upgrade(path: str) -> tuple[str | None, str]:
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import create_engine
 
+    from sqlalchemy import event
+
     engine = create_engine(f"sqlite:///{path}")
+
+    # All the pending revisions and alembic_version in one SQLite transaction, so that a kill
+    # leaves the store as it was or migrated, never half made (then refused at every later start
+    # as not an ishowd store). pysqlite's own transaction handling does not cover DDL the way
+    # SQLite can: hand it to SQLite (SQLAlchemy's documented recipe for pysqlite).
+    @event.listens_for(engine, "connect")
+    def _no_pysqlite_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     try:
         with engine.begin() as conn:
             cfg = AlembicConfig()
