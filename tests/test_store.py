@@ -251,3 +251,12 @@ def test_latest_and_series_labels(tmp_path):
     assert latest == {("test_a_celsius", (("zone", "gpu-thermal"),)): (T0 + 10, 51.5), ("test_b_bytes", ()): (T0, 1.0)}
     assert [r.name for r in reader.latest(T0 + 5)] == ["test_a_celsius"]
     assert reader.last_ts() == T0 + 10
+
+
+def test_a_stray_module_in_the_working_directory_does_not_break_the_migration(tmp_path):
+    """The schema is made by a child `python -m`, which puts its working directory first on
+    sys.path: a timeit.py where the operator happened to start ishowd must not shadow the real one."""
+    (tmp_path / "timeit.py").write_text("raise ImportError('the wrong timeit')\n")
+    cfg = write_config(tmp_path)
+    proc = run(entry_point("ishowd"), "run", "--once", "--config", str(cfg), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr

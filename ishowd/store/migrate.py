@@ -318,8 +318,10 @@ def ensure_current(path: str) -> tuple[str | None, str]:
     before = inspect(path)
     if before == head():
         return before, before
-    proc = subprocess.run([sys.executable, "-m", "ishowd.store.migrate", path],
-                          capture_output=True, text=True)
+    # cwd "/": `python -m` puts the working directory first on sys.path, and a stray timeit.py
+    # or alembic.py where ishowd was started would shadow the real one in the child
+    proc = subprocess.run([sys.executable, "-m", "ishowd.store.migrate", os.path.abspath(path)],
+                          capture_output=True, text=True, cwd="/")
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         raise StoreError(f"{path}: migration failed: {detail}")
