@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from array import array
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -45,6 +46,19 @@ DAY = 86400
 WAL_SIZE_LIMIT = 1 << 20
 # Writes in a row, by each writer whose writes failed, that end an outage (``Store.write_succeeded``).
 RECOVERED_AFTER = 3
+
+
+def _first_per_second(stamps: array, values: array) -> tuple[array, array]:
+    """Time order, the first value written for a second kept (a stable sort keeps write order)."""
+    n = len(stamps)
+    if all(stamps[i] < stamps[i + 1] for i in range(n - 1)):
+        return stamps, values               # the usual case: one tick a second, in order
+    ts_out, val_out = array("q"), array("d")
+    for i in sorted(range(n), key=stamps.__getitem__):
+        if not ts_out or stamps[i] != ts_out[-1]:
+            ts_out.append(stamps[i])
+            val_out.append(values[i])
+    return ts_out, val_out
 
 
 def _lock_writer(path: str):
@@ -222,13 +236,20 @@ class Store:
     def _seal_hour(self, start: int) -> None:
         rng = {"since": start, "until": start + HOUR}
         with self.transaction() as conn:
-            by_series: dict[int, dict[int, float]] = {}
-            for ts, blob in conn.execute(sql.HEAD_RANGE, rng):  # in write order: the first value for a ts wins
+            # Per series, its stamps and values in write order, as typed arrays: a dict per series
+            # held a Python int and float object per sample, several MB an hour that the allocator
+            # then kept as the daemon's high-water mark.
+            by_series: dict[int, tuple[array, array]] = {}
+            for ts, blob in conn.execute(sql.HEAD_RANGE, rng):
                 for sid, value in codec.unpack_tick(blob):
-                    by_series.setdefault(sid, {}).setdefault(ts, value)
-            for sid, values in by_series.items():
-                order = sorted(values)
-                self._seal_series_hour(conn, sid, start, order, [values[t] for t in order])
+                    col = by_series.get(sid)
+                    if col is None:
+                        col = by_series[sid] = (array("q"), array("d"))
+                    col[0].append(ts)
+                    col[1].append(value)
+            for sid, (stamps, values) in by_series.items():
+                ts_list, vals = _first_per_second(stamps, values)
+                self._seal_series_hour(conn, sid, start, ts_list, vals)
             conn.execute(sql.HEAD_DELETE_RANGE, rng)
             self._head_min = conn.execute(sql.HEAD_MIN_TS).fetchone()[0]
         self._late_hours.discard(start)
