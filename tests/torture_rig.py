@@ -353,7 +353,10 @@ def check_after_kill(rig: Rig, fig: Figures, kill: int, watch: HeadWatch, killed
 
 def check_caught_up(rig: Rig, fig: Figures, kill: int, timeout: float = 90) -> bool:
     """After a restart: wait until the daemon has read everything, then compare with the writer's truth."""
+    began = time.monotonic()
     rig.wait_for(rig.caught_up, timeout=timeout, poll=0.02)
+    waited = round(time.monotonic() - began, 1)
+    fig.outcomes["longest catch-up (s)"] = max(fig.outcomes["longest catch-up (s)"], waited)
     want, have = Counter(truth(rig.backend.emitted)), Counter(stored(rig))
     lost, extra = want - have, have - want
     dups = rig.counter("ingest", "duplicates")
