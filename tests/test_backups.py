@@ -21,6 +21,7 @@ from ishowd.jobs import JobContext
 from ishowd.process import Cancel
 
 from conftest import entry_point, run, write_config
+from mounts import fill, mount_tmpfs
 
 DAY = 86400
 T0 = 1_767_225_600          # 2026-01-01 00:00:00 UTC
@@ -306,16 +307,6 @@ def test_a_run_stopped_midway_removes_its_partial_folder(dep):
     assert dep.job(T0 + 1).status == "ok"
 
 
-def mount_tmpfs(where: Path, options: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not allowed here: {proc.stderr.strip()}")
-
-
 @pytest.fixture
 def small_dir(tmp_path):
     where = tmp_path / "small"
@@ -326,17 +317,7 @@ def small_dir(tmp_path):
 
 def test_a_full_disk_fails_the_run_with_the_cause_and_leaves_nothing_half_written(tmp_path, clean_env, small_dir):
     mount_tmpfs(small_dir, "size=256k")
-    fd = os.open(small_dir / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        for block in (1 << 16, 1 << 12, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * block)
-            except OSError as exc:
-                assert exc.errno == 28, exc   # ENOSPC
-    finally:
-        os.close(fd)
-    assert os.statvfs(small_dir).f_bavail == 0
+    fill(small_dir)
     dep = Deployment(tmp_path, dir=str(small_dir))
     outcome = dep.job(T0)
     assert outcome.status == "failed" and "No space left on device" in outcome.detail, outcome

@@ -21,6 +21,7 @@ from ishowd.store.writer import WAL_SIZE_LIMIT, Store
 
 from backend_harness import Harness, stored, truth
 from conftest import entry_point, write_config
+from mounts import fill, mount_tmpfs, unmount
 from standin_backend import StandinBackend
 
 T0 = 1_767_225_600
@@ -29,47 +30,15 @@ T0 = 1_767_225_600
 WAL_BOUND = 32 + (1000 + 64) * (4096 + 24)
 
 
-def mount_tmpfs(where: Path, size: str) -> None:
-    where.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not allowed here: {proc.stderr.strip()}")
-
-
-def unmount(where: Path) -> None:
-    if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(where)], check=True)   # a process of a failed test still in it
-
-
 @pytest.fixture
 def small_fs(tmp_path):
     """``tmp_path/state``: a file system of 8 MiB for the store alone, unmounted whatever happens."""
     where = tmp_path / "state"
-    mount_tmpfs(where, "8m")
+    mount_tmpfs(where, "size=8m")
     try:
         yield where
     finally:
         unmount(where)
-
-
-def fill(where: Path) -> Path:
-    """A filler file taking every free block of the file system ``where`` is on."""
-    filler = where / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        for block in (1 << 16, 1 << 12, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * block)
-            except OSError as exc:
-                assert exc.errno == 28, exc   # ENOSPC
-    finally:
-        os.close(fd)
-    assert os.statvfs(where).f_bavail == 0
-    return filler
 
 
 def wait_for(predicate, what: str, timeout: float = 60.0, poll: float = 0.05):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -25,12 +24,13 @@ import pytest
 from ishowd import catalog
 from ishowd.backend.ingest import Ingestor
 from ishowd.jobs import JobContext
-from ishowd.jobs.rotate_logs import RotateLogs, Rotation, archive_name, recover
+from ishowd.jobs.rotate_logs import RotateLogs, archive_name, recover
 from ishowd.jobs.runner import JobRunner
 from ishowd.process import Cancel
 from ishowd.store.writer import Store
 
 from conftest import entry_point, run, write_config
+from mounts import mount_tmpfs, unmount
 from test_daemon import wait_for
 
 HERE = Path(__file__).parent
@@ -244,12 +244,8 @@ def test_old_archives_are_compressed_then_deleted_and_nothing_else_is_touched(tm
 
 
 def test_a_file_system_that_cannot_cut_falls_back_and_says_a_window_existed(tmp_path):
-    if os.getuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("mount -t tmpfs is not allowed here")
+    mount_tmpfs(mnt, "size=64m")
     try:
         root, cfg = deployment(mnt)
         writer = Writer(root)
@@ -268,7 +264,7 @@ def test_a_file_system_that_cannot_cut_falls_back_and_says_a_window_existed(tmp_
         cfg_db = tmp_path / "ishowd.db"
         check_exactly_once(root, written, cfg_db)
     finally:
-        subprocess.run(["umount", "-l", str(mnt)])
+        unmount(mnt)
 
 
 def test_jobs_run_rotate_logs_through_the_daemon_while_it_tails(tmp_path):

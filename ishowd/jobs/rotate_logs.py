@@ -338,7 +338,6 @@ class RotateLogs(Job):
 
     def rotate(self, ctx: JobContext, live: str, archive: str, result: dict) -> dict:
         from ..backend.ingest import LOG_LOCK, Ingestor
-        from ..store import sql
 
         store = ctx.store
         log_path = _ingested_log(self.config, live)

@@ -6,10 +6,13 @@ all here.
 """
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import TYPE_CHECKING, Mapping, NamedTuple
 
 from . import codec, rollup, sql
 from .migrate import open_for_reading
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .. import clock
 
 HOUR = 3600
 DAY = 86400
