@@ -59,7 +59,7 @@ def soak_row(days: float, seed: int, tmp: Path, command: str) -> tuple[str, list
     verify_s = time.monotonic() - started
     base, top, growth = soak.rss_growth(figures)
     hourly = figures["hourly"]
-    warm = min(soak.WARM_UP_HOURS, len(hourly) // 2)
+    warm = soak.warm_up_hours(figures)
     blocks = [h["blocks"] for h in hourly]
     row = (f"| {days:g} | {figures['end'] - figures['start']} | {figures['series']} | {figures['records']} | "
            f"{hourly[0]['rss'] / MiB:.2f} | {base / MiB:.2f} (after {warm} h) | {top / MiB:.2f} | "
