@@ -57,14 +57,16 @@ def soak_row(days: float, seed: int, tmp: Path, command: str) -> tuple[str, list
     started = time.monotonic()
     problems = soak.verify(tmp, figures)
     verify_s = time.monotonic() - started
-    base, top, growth = soak.rss_growth(figures)
+    held_base, held_top, held_growth = soak.rss_growth(figures, "held")
+    base, top, growth = soak.rss_growth(figures, "rss")
     hourly = figures["hourly"]
     warm = soak.warm_up_hours(figures)
     blocks = [h["blocks"] for h in hourly]
     row = (f"| {days:g} | {figures['end'] - figures['start']} | {figures['series']} | {figures['records']} | "
-           f"{hourly[0]['rss'] / MiB:.2f} | {base / MiB:.2f} (after {warm} h) | {top / MiB:.2f} | "
-           f"{growth / 1024:+.0f} KiB | {blocks[warm - 1]} → {max(blocks[warm:])} | {figures['wal_max'] / MiB:.2f} | "
-           f"{len(problems)} | {soak_s:.0f} + {verify_s:.0f} | {figures['seconds'] / days:.1f} | `{command}` |")
+           f"{hourly[0]['rss'] / MiB:.2f} | {warm} h | {held_base / MiB:.2f} → {held_top / MiB:.2f} "
+           f"({held_growth / 1024:+.0f} KiB) | {base / MiB:.2f} → {top / MiB:.2f} ({growth / 1024:+.0f} KiB) | "
+           f"{blocks[warm - 1]} → {max(blocks[warm:])} | {figures['wal_max'] / MiB:.2f} | {len(problems)} | "
+           f"{soak_s:.0f} + {verify_s:.0f} | {figures['seconds'] / days:.1f} | `{command}` |")
     return row, [f"soak: {p}" for p in problems]
 
 
@@ -114,9 +116,9 @@ def main() -> None:
         print("\n".join(rows))
         print()
     if soak_rows:
-        print("| simulated days | ticks (1 s) | series | records | RSS after 1 h, MiB | after warm-up | most after | "
-              "growth | Python blocks | WAL max, MiB | rollup problems | wall s (soak + check) | s per simulated "
-              "day | command |")
+        print("| simulated days | ticks (1 s) | series | records | VmRSS after 1 h, MiB | warm-up | RSS held after "
+              "it → most, MiB (growth) | VmRSS after it → most | Python blocks | WAL max, MiB | rollup problems | "
+              "wall s (soak + check) | s per simulated day | command |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         print("\n".join(soak_rows))
         print()
