@@ -32,17 +32,12 @@ window existed.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
-import logging
 import os
 import time
 from typing import Optional
 
 from ..config import Key
 from . import DAY, WEEK, Job, JobContext, Outcome, job_keys, register
-
-log = logging.getLogger("ishowd.jobs")
 
 KEYS = job_keys("rotate-logs", "0 4 * * 1", "30m", {
     "files": Key("strlist", ["logs/backend.log", "logs/frontend.log"],
@@ -161,6 +156,7 @@ def _position(conn, log_path: str, st: os.stat_result):
 
 def _shift_position(conn, intent: dict, fd: int) -> None:
     """The tailer's position, as it was when the intent was written, moved back by the cut."""
+    import hashlib
     if not intent.get("log"):
         return
     from ..backend.follow import FP_BYTES
@@ -187,12 +183,14 @@ class Rotation:
         self.intent: dict = {}
 
     def _save_intent(self, conn) -> None:
+        import json
         from ..store import sql
         conn.execute(sql.META_PUT, {"key": INTENT, "value": json.dumps(self.intent)})
 
     def prepare(self, fd: int, end: int, position_fp: Optional[str], log_path: Optional[str],
                 collapse: bool) -> None:
         """Step 1: record what is about to be done."""
+        import hashlib
         st = os.fstat(fd)
         blank = _leading_blank(fd)
         bs = os.fstatvfs(fd).f_bsize
@@ -234,6 +232,7 @@ class Rotation:
 
     def commit(self, fd: int, run_id: Optional[int] = None, progress: Optional[dict] = None) -> None:
         """Step 5: the tailer's position moves with the cut, the intent goes, the run notes the cut."""
+        import json
         from ..store import sql
         with self.store.transaction() as conn:
             _shift_position(conn, self.intent, fd)
@@ -244,6 +243,8 @@ class Rotation:
 
 def recover(store, config) -> Optional[str]:
     """Finish or undo a rotation a crash interrupted; returns what was done (None: nothing to do)."""
+    import hashlib
+    import json
     from ..store import sql
     with store.transaction() as conn:
         row = conn.execute(sql.META_GET, {"key": INTENT}).fetchone()
@@ -380,6 +381,7 @@ class RotateLogs(Job):
 
     def _copy_truncate(self, ctx, rot: Rotation, fd: int, log_path: Optional[str]) -> int:
         """Where the start of a file cannot be cut: copy until it stops growing, then truncate."""
+        import hashlib
         from ..backend.ingest import Ingestor
         from ..store import sql
         copied = rot.intent["end"]
