@@ -14,7 +14,7 @@ import click
 
 from ..metrics import labels_text
 from ..settings import stale_window
-from ..timefmt import iso
+from ..timefmt import iso, local_time
 from ..units import finite, humanize
 from .app import pass_app
 from .status_view import StatusView
@@ -61,6 +61,13 @@ def build(config, reader, now: float) -> StatusView:
     return view
 
 
+def _reading(row, metric) -> str:
+    """A reading for people; a ``*_timestamp_seconds`` reading is a moment, shown as local time."""
+    if row.name.endswith("_timestamp_seconds"):
+        return local_time(row.value)
+    return humanize(row.value, metric.unit if metric else "ratio")
+
+
 def render(view: StatusView) -> str:
     from .output import table
 
@@ -90,7 +97,7 @@ def render(view: StatusView) -> str:
             collectors.append(row)
             continue
         groups.setdefault(group, []).append(
-            [row.name + labels_text(row.labels), humanize(row.value, m.unit if m else "ratio")])
+            [row.name + labels_text(row.labels), _reading(row, m)])
     for group in sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
         out.append("")
         out.append(group.upper())
