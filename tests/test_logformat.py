@@ -267,3 +267,58 @@ def test_a_torch_compile_fallback_is_counted_and_a_preview_cannot_forge_one(tmp_
     finally:
         reader.close()
     assert values["backend_compile_fallbacks_total"] == 2    # the two printed lines, not the preview
+
+
+# --- the benchmark's own requests -------------------------------------------------------------
+
+BENCH = "大家好，欢迎来到我的直播间，今天我们一起聊聊天。"
+
+
+def _sources(data: bytes, texts=(BENCH,)) -> list[str]:
+    return [e.source for e in lf.scan(data, bench=lf.benchmark_texts(texts)).events if isinstance(e, lf.Synthesis)]
+
+
+def test_the_benchmark_text_alone_makes_a_benchmark_record_and_nothing_else_does():
+    b = backend()
+    data = (b.api_bytes(BENCH)                                  # the benchmark's request
+            + b.api_bytes("请问" + BENCH)                        # a viewer quoting it inside more text
+            + b.api_bytes(BENCH + "？")
+            + b.api_bytes(BENCH[:-1])                            # a prefix of it
+            + b.chat_bytes()
+            + b.api_bytes("hi\n" + BENCH)                        # on a continuation line of a preview
+            + b.api_bytes(BENCH, voice="demo"))
+    assert _sources(data) == ["benchmark", "api", "api", "api", "chat", "api", "benchmark"]
+    assert _sources(data, ()) == ["api", "api", "api", "api", "chat", "api", "api"]   # no text: nothing tagged
+    assert _sources(lf.strip_ansi(data)) == ["benchmark", "api", "api", "api", "chat", "api", "benchmark"]
+
+
+def test_a_preview_cannot_forge_a_benchmark_record():
+    """A viewer's text holding a fake text_preview key and the sentence after it stays production."""
+    b = backend()
+    fake_key = "\x1b[3mtext_preview\x1b[0m\x1b[2m=\x1b[0m"
+    tl = len(BENCH.encode())
+    data = (b.api_bytes(f"x {fake_key}{BENCH}")
+            + b.api_bytes(f"\x1b[3mtext_len\x1b[0m\x1b[2m=\x1b[0m{tl} {fake_key}{BENCH}")
+            + b.api_bytes(f"x text_len={tl} text_preview={BENCH}"))
+    assert _sources(data) == ["api", "api", "api"]
+
+
+def test_a_long_benchmark_text_is_matched_as_the_backend_cuts_it():
+    long_text = "测" * 150
+    b = backend()
+    data = b.api_bytes(long_text) + b.api_bytes("测" * 151)
+    assert _sources(data, (long_text,)) == ["benchmark", "api"]
+
+
+def test_benchmark_records_survive_any_chunking():
+    b = backend()
+    data = b"".join(b.api_bytes(BENCH if i % 3 == 0 else f"req {i}") + b.chat_bytes() for i in range(30))
+    whole = _sources(data)
+    assert whole.count("benchmark") == 10
+    rnd = random.Random(7)
+    for _ in range(20):
+        cut = rnd.randrange(1, len(data))
+        first = lf.scan(data[:cut], bench=lf.benchmark_texts((BENCH,)))
+        rest = lf.scan(data[first.consumed:], bench=lf.benchmark_texts((BENCH,)))
+        got = [e.source for e in first.events + rest.events if isinstance(e, lf.Synthesis)]
+        assert got == whole

@@ -45,11 +45,12 @@ def catchup_workers(setting: int) -> int:
 
 
 def read_parallel(f, pos: Position, limit: int, *, workers: int, batch_bytes: int, ignore: Sequence[str],
-                  commit: Callable[[Position, scanworker.Batch], None]) -> bool:
+                  commit: Callable[[Position, scanworker.Batch], None], bench: tuple = ()) -> bool:
     """Scan ``f`` from ``pos.offset`` up to ``limit`` in ``workers`` processes; ``commit(pos, batch)`` each
     batch in file order (``pos`` set to the batch's size and time; ``commit`` moves its offset).
 
-    ``ignore``: the ``[rtf] ignore_errors`` patterns, as text (each worker compiles them once).
+    ``ignore``: the ``[rtf] ignore_errors`` patterns, as text (each worker compiles them once);
+    ``bench``: the benchmark's texts (``logformat.benchmark_texts``).
     Returns whether anything was committed; the caller reads on serially from ``pos`` in any case.
     """
     # imported here: a daemon that never catches up never loads them
@@ -77,7 +78,7 @@ def read_parallel(f, pos: Position, limit: int, *, workers: int, batch_bytes: in
                     if nl < 0:
                         break                   # an overlong line: the serial reader's business
                     n = n - WINDOW + nl + 1
-                fut = ex.submit(scanworker.scan_chunk, source, off, n, skip, ignore, pos.log)
+                fut = ex.submit(scanworker.scan_chunk, source, off, n, skip, ignore, pos.log, bench)
                 queue.append((off, n, fut))
                 off, skip = off + n, False
             if not queue:

@@ -66,6 +66,12 @@ EMIT_EVERY = 60.0            # counters are written as samples at least this oft
 LOG_LOCK = threading.RLock()
 
 
+def benchmark_texts(config) -> list[str]:
+    """The texts the benchmark job sends: its records are ``source=benchmark``, kept out of production."""
+    section = config.sections.get("jobs.benchmark")
+    return [section["text"]] if section is not None and section.get("text") else []
+
+
 class Ingestor:
     def __init__(self, config, store):
         rtf = config.rtf
@@ -83,6 +89,7 @@ class Ingestor:
         self.ignore_patterns = tuple(rtf.ignore_errors)
         self.workers = catchup_workers(rtf.catchup_workers)
         self.parallel_from = int(rtf.catchup_from)
+        self.bench = lf.benchmark_texts(benchmark_texts(config))
 
     # --- the task ------------------------------------------------------------------
 
@@ -213,12 +220,12 @@ class Ingestor:
                         and stored == identity and new_fp == (pos.fingerprint, pos.fp_len):
                     # then a serial batch: it may cross a cut
                     catchup.read_parallel(f, pos, size, workers=self.workers, batch_bytes=self.batch,
-                                          ignore=self.ignore_patterns, commit=self._commit)
+                                          ignore=self.ignore_patterns, commit=self._commit, bench=self.bench)
                 f.seek(pos.offset)
                 n = f.readinto(view[1:1 + self.batch]) or 0
                 last = n < self.batch
                 res = lf.scan_buffer(buf, 1, 1 + n, final=final and last, skip_line=bool(pos.skip_line),
-                                     ignore=self.ignore)
+                                     ignore=self.ignore, bench=self.bench)
                 moved = res.consumed > 0
                 if moved or new_fp != (pos.fingerprint, pos.fp_len) or stored != identity:
                     pos.fingerprint, pos.fp_len = new_fp

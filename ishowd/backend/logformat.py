@@ -139,7 +139,7 @@ class Synthesis(NamedTuple):
     """One finished synthesis as the log tells it."""
     pos: int              # where its line starts: an index into the scanned buffer
     ts_us: int            # UTC, microseconds since the epoch
-    source: str           # "api" or "chat"
+    source: str           # "api", "chat", or "benchmark" (an /api/tts request of the benchmark job)
     engine: str
     voice: str
     elapsed_ms: int
@@ -432,6 +432,56 @@ def _chat_event(buf, ls: int, nl: int):
                             elapsed, audio, _rtf(elapsed, audio)))
 
 
+# --- the benchmark's own requests --------------------------------------------------------
+
+# The benchmark job sends a fixed text over /api/tts; its records land in the log as any client's.
+# They are told apart by that text: the record's preview must be exactly the text (it begins right
+# after the text_preview key of the record's own trusted header, and text_len, also in that header,
+# is the text's length), so a viewer's message that merely contains the sentence stays production.
+_TEXT_LEN_RE = re.compile(rb"text_len(?:\x1b\[0m\x1b\[2m)?=(?:\x1b\[0m)?(\d+) ")
+_PREVIEW_KEYS = (b"text_preview\x1b[0m\x1b[2m=\x1b[0m", b"text_preview=")
+
+
+def benchmark_texts(texts: Sequence[str]) -> tuple:
+    """What ``scan_buffer(bench=...)`` looks for: (text_len, the preview as logged) per text."""
+    out = []
+    for text in texts:
+        if text:
+            cut = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + ELLIPSIS
+            out.append((len(text.encode("utf-8")), cut.encode("utf-8")))
+    return tuple(out)
+
+
+def _tag_benchmark(buf, events: list, start: int, end: int, bench: tuple) -> None:
+    """Mark the /api/tts events whose text is one of ``bench`` as ``source="benchmark"``.
+
+    One substring search per text and batch (the texts are rare in the log); each hit is checked
+    against the event that holds it.
+    """
+    positions = None
+    for text_len, preview in bench:
+        hit = buf.find(preview, start, end)
+        while hit >= 0:
+            if positions is None:
+                positions = [ev.pos for ev in events]
+            k = bisect_right(positions, hit) - 1
+            if k >= 0:
+                ev = events[k]
+                if ev.source == "api" and _preview_at(buf, ev.pos, hit, text_len):
+                    events[k] = ev._replace(source="benchmark")
+            hit = buf.find(preview, hit + 1, end)
+
+
+def _preview_at(buf, pos: int, hit: int, text_len: int) -> bool:
+    """Does the preview of the record whose line starts at ``pos`` begin at ``hit``, with this text_len?"""
+    for key in _PREVIEW_KEYS:
+        k = hit - len(key)
+        if k > pos and buf[k:hit] == key and buf.find(b"text_preview", pos, k) < 0:
+            m = _TEXT_LEN_RE.search(buf, pos, k + len(key))
+            return m is not None and int(m.group(1)) == text_len
+    return False
+
+
 # --- the scan ------------------------------------------------------------------------
 
 def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult):
@@ -593,13 +643,14 @@ def _status_digits(buf, start: int, end: int, plain: bool) -> list:
 
 
 def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = False,
-                ignore: Sequence[re.Pattern] = ()) -> ScanResult:
+                ignore: Sequence[re.Pattern] = (), bench: tuple = ()) -> ScanResult:
     """Scan ``buf[start:end]``, which begins at a line start; ``buf[start-1]`` must exist (a newline).
 
     Event positions are indexes into ``buf``. Only whole lines are
     consumed unless ``final`` (the file will not grow: a rotated file read
     to its end). ``skip_line``: the first line continues an overlong line
-    already counted.
+    already counted. ``bench``: the benchmark's texts (``benchmark_texts``); their records get
+    ``source="benchmark"``.
     """
     res = ScanResult(0)
     given_end = end
@@ -626,6 +677,8 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
             res.consumed = first - start
         return res
     spans, decided = _events(buf, first, stop, end, final, res)
+    if bench and res.events:
+        _tag_benchmark(buf, res.events, first, decided, bench)
     res.add("lines", "synthesis", len(res.events))
     # Noise: one pass over everything; the continuation lines of multi-line previews are taken back.
     lines = _noise_lines(buf, first, decided)
@@ -655,10 +708,10 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
 
 
 def scan(data: bytes, *, final: bool = False, skip_line: bool = False,
-         ignore: Sequence[re.Pattern] = ()) -> ScanResult:
+         ignore: Sequence[re.Pattern] = (), bench: tuple = ()) -> ScanResult:
     """Scan ``data`` (which begins at a line start) — the convenient form for tests and tools."""
     buf = b"\n" + bytes(data)
-    return scan_buffer(buf, 1, len(buf), final=final, skip_line=skip_line, ignore=ignore)
+    return scan_buffer(buf, 1, len(buf), final=final, skip_line=skip_line, ignore=ignore, bench=bench)
 
 
 def compile_ignore(patterns: Sequence[str]) -> list[re.Pattern]:

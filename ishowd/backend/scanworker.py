@@ -104,8 +104,10 @@ def init(parent: int) -> None:
         os._exit(0)
 
 
-def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple, log: str) -> Batch:
-    """Scan ``length`` bytes of ``path`` from ``offset`` (which is a line start) of the log ``log``."""
+def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple, log: str,
+               bench: tuple = ()) -> Batch:
+    """Scan ``length`` bytes of ``path`` from ``offset`` (which is a line start) of the log ``log``
+    (``bench``: the benchmark's texts, as ``logformat.benchmark_texts`` gives them)."""
     global _buf
     pats = _compiled.get(ignore)
     if pats is None:
@@ -116,4 +118,4 @@ def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tup
     with open(path, "rb") as f:
         f.seek(offset)
         n = f.readinto(memoryview(_buf)[1:1 + length]) or 0
-    return pack(lf.scan_buffer(_buf, 1, 1 + n, final=False, skip_line=skip_line, ignore=pats), log)
+    return pack(lf.scan_buffer(_buf, 1, 1 + n, final=False, skip_line=skip_line, ignore=pats, bench=bench), log)
