@@ -198,3 +198,44 @@ def test_old_store_without_the_table(tmp_path):
     cfg.write_text(f'[storage]\npath = "{db}"\n')
     r = subprocess.run([ISHOWCTL, "--config", str(cfg), "rtf", "weekly"], capture_output=True, text=True)
     assert r.returncode == 1 and "db upgrade" in r.stderr
+
+
+def test_benchmark_requests_and_runs_stay_beside_production(tmp_path):
+    """The benchmark's own records are listed as source=benchmark and enter no production figure;
+    each week's benchmark runs show as their mean beside it."""
+    p = Planted(tmp_path)
+    rnd = random.Random(3)
+    p.add(week(1), [max(0.05, rnd.gauss(0.278, 0.01)) for _ in range(60)])
+    p.add(week(1), [0.95] * 12, source="benchmark")      # slow enough to regress the week if counted
+    runs = [(week(1) + 86400, "ok", {"runs": 5, "warmup": 1, "rtf": {"mean": 0.281}}),
+            (week(1) + 3 * 86400, "failed", {"runs": 5, "warmup": 1, "rtf": {"mean": 0.379}}),
+            (week(1) + 4 * 86400, "skipped", {}),            # refused: no figures, not shown
+            (week(0) + 60, "ok", {"runs": 5, "warmup": 1, "rtf": {"mean": 0.25}})]
+    with p.store.transaction() as conn:
+        conn.executemany("INSERT INTO job_runs (job, started, finished, status, detail, result, \"trigger\") "
+                         "VALUES ('benchmark', ?, ?, ?, '', ?, 'schedule')",
+                         [(int(t * 1e6), int((t + 20) * 1e6), st, json.dumps(res)) for t, st, res in runs])
+        now_us = int(NOW * 1e6)
+        conn.executemany("INSERT INTO rtf_records (ts, source, voice, elapsed_ms, audio_seconds, rtf, engine, "
+                         "first_after_start, log) VALUES (?, ?, 'walter', 2000, 8.0, ?, 'f5', 0, 'x')",
+                         [(now_us - 600_000_000, "api", 0.25), (now_us - 500_000_000, "benchmark", 0.9),
+                          (now_us - 400_000_000, "benchmark", 0.9)])
+    p.commit()
+    out = {w["week"]: w for w in json.loads(p.ctl("rtf", "weekly", "--weeks", "2", "--json").stdout)}
+    last, cur = sorted(out)
+    api = [row[5] for row in p.rows if row[1] == "api" and week(1) * 1e6 <= row[0] < week(0) * 1e6]
+    assert out[last]["count"] == len(api) == 60
+    assert out[last]["mean"] == pytest.approx(statistics.fmean(api))
+    assert out[last]["regression"] is False
+    assert out[last]["benchmark"] == {"runs": 2, "mean": pytest.approx((0.281 + 0.379) / 2)}
+    assert out[cur]["benchmark"]["runs"] == 1
+    table = p.ctl("rtf", "weekly", "--weeks", "2").stdout
+    assert "bench" in table.splitlines()[0] and "0.330" in table
+
+    listed = json.loads(p.ctl("rtf", "list", "--since", "14d", "--source", "benchmark", "--json").stdout)
+    assert len(listed) == 14 and {r["source"] for r in listed} == {"benchmark"}
+
+    status = json.loads(p.ctl("status", "--json").stdout)["rtf"]
+    assert (status["count"], status["mean"]) == (1, pytest.approx(0.25))
+    assert status["benchmark"]["count"] == 2
+    assert "(2 benchmark requests not counted)" in p.ctl("status").stdout

@@ -37,6 +37,7 @@ def draw(rows: list[dict], weeks: list, output: str, *, baseline: float, thresho
 
     groups = [("api", False, "#1f77b4", "o", "API requests"),
               ("chat", False, "#9467bd", "o", "live chat (NFE 16, not judged)"),
+              ("benchmark", False, "#8c564b", "s", "benchmark requests (the job's own, not judged)"),
               (None, True, "#d62728", "x", "first after a backend start (compilation)")]
     clipped = 0
     for source, first, color, marker, label in groups:
@@ -48,7 +49,13 @@ def draw(rows: list[dict], weeks: list, output: str, *, baseline: float, thresho
         ys = [min(r["rtf"], top * 0.985) for r in pts]
         clipped += sum(1 for r in pts if r["rtf"] > top)
         ax.scatter(xs, ys, s=9 if not first else 36, c=color, marker=marker, alpha=0.45 if not first else 0.9,
-                   linewidths=0 if marker == "o" else 1.2, label=label, zorder=3)
+                   linewidths=1.2 if marker == "x" else 0, label=label, zorder=3)
+
+    # Each benchmark run's mean: a fixed text at a fixed NFE, the cleanest regression signal.
+    runs = [run for w in weeks for run in w.benchmark]
+    if runs:
+        ax.scatter([_dt(t) for t, _ in runs], [min(m, top * 0.985) for _, m in runs], s=70, c="#8c564b",
+                   marker="D", edgecolors="black", linewidths=0.8, label="benchmark run (mean RTF)", zorder=6)
 
     # Weekly means of the judged API requests: one step per ISO week.
     first_mean = True
@@ -96,7 +103,8 @@ def draw(rows: list[dict], weeks: list, output: str, *, baseline: float, thresho
     ax.set_xlabel("time (UTC; grid lines on Mondays)")
     ax.grid(True, axis="both", color="#e0e0e0", linewidth=0.6, zorder=0)
     n_api = sum(1 for r in rows if r["source"] == "api")
-    sub = f"{len(rows)} requests ({n_api} API)"
+    n_bench = sum(1 for r in rows if r["source"] == "benchmark")
+    sub = f"{len(rows) - n_bench} requests ({n_api} API)" + (f", {n_bench} of the benchmark" if n_bench else "")
     if clipped:
         sub += f"; {clipped} above {top:.2f} drawn on the top edge"
     ax.set_title(f"{title}\n{sub}", fontsize=11)

@@ -77,11 +77,15 @@ def records(reader, since: float, until: float, source: Optional[str] = None) ->
              "first_after_start": bool(f)} for t, r, ms, a, e, v, s, f in rows]
 
 
+PRODUCTION = ("api", "chat")     # what viewers and clients asked for; "benchmark" is the job's own
+
+
 def summary(reader, since: float, until: float) -> dict:
-    """count, mean and p95 of every record in [since, until), and per source."""
+    """count, mean and p95 of the production records in [since, until), and per source (the
+    benchmark's own requests apart, never in the production figures)."""
     rows = _query(reader, sql.RTF_SOURCE_VALUES, {"since": int(since * US), "until": int(until * US)})
-    out = _stats([r for _, r in rows])
-    for src in ("api", "chat"):
+    out = _stats([r for s, r in rows if s in PRODUCTION])
+    for src in PRODUCTION + ("benchmark",):
         out[src] = _stats([r for s, r in rows if s == src])
     return out
 
@@ -105,6 +109,7 @@ class Week:
         self.regression: Optional[bool] = None
         self.reason: Optional[str] = None
         self.slow: list = []                           # timestamps (s) of the API requests above the mean limit
+        self.benchmark: list = []                      # (started, mean RTF) of each benchmark run that week
 
     @property
     def count(self) -> int:
@@ -115,12 +120,17 @@ class Week:
         return {"count": len(v), "mean": sum(v) / len(v) if v else None, "p50": quantile(v, 0.5),
                 "p95": quantile(v, 0.95), "max": v[-1] if v else None}
 
+    def benchmark_mean(self) -> Optional[float]:
+        """The mean of the week's benchmark runs' mean RTFs: a fixed text at a fixed NFE."""
+        return sum(m for _, m in self.benchmark) / len(self.benchmark) if self.benchmark else None
+
     def as_json(self) -> dict:
         return {"week": iso_week(self.start), "start": iso(self.start), **self.stats(),
                 "regression": self.regression, "reason": self.reason, "complete": self.complete,
                 "first_after_start": self.first_after_start,
                 "chat": {"count": self.chat_count,
-                         "mean": self.chat_total / self.chat_count if self.chat_count else None}}
+                         "mean": self.chat_total / self.chat_count if self.chat_count else None},
+                "benchmark": {"runs": len(self.benchmark), "mean": self.benchmark_mean()}}
 
 
 def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
@@ -144,6 +154,10 @@ def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
     for w, n in judged:
         w.values = sorted(values[i:i + n])
         i += n
+    for started, mean in benchmark_runs(reader, first, current + WEEK):
+        w = by_index.get((int(started) - MONDAY0) // WEEK)
+        if w is not None:
+            w.benchmark.append((started, mean))
     limit = baseline * (1 + threshold)
     for w in out:
         judge(w, baseline=baseline, threshold=threshold, min_requests=min_requests)
@@ -154,6 +168,23 @@ def weekly(reader, *, weeks: int, now: float, baseline: float, threshold: float,
             if w is not None and w.regression:
                 w.slow.append(ts / US)
         causes(reader, regressed, hot_celsius=hot_celsius)
+    return out
+
+
+def benchmark_runs(reader, since: float, until: float) -> list[tuple[float, float]]:
+    """(started, mean RTF) of each benchmark job run in [since, until) that measured one, oldest first
+    (a run that failed on its figures has them too: that is the regression signal)."""
+    import json
+    out = []
+    for _id, job, started, _fin, _status, _detail, result, _trigger in reader.job_runs(int(since * US)):
+        if job != "benchmark" or started >= until * US or not result:
+            continue
+        try:
+            mean = json.loads(result).get("rtf", {}).get("mean")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(mean, (int, float)) and math.isfinite(mean):
+            out.append((started / US, float(mean)))
     return out
 
 

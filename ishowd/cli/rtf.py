@@ -34,7 +34,8 @@ def rtf() -> None:
 @rtf.command("list")
 @click.option("--since", default="7d", show_default=True, help="Start: a duration ago, or an ISO time.")
 @click.option("--until", default="now", show_default=True, help="End: 'now', a duration ago, or an ISO time.")
-@click.option("--source", type=click.Choice(["api", "chat"]), help="Only /api/tts requests, or only live chat.")
+@click.option("--source", type=click.Choice(["api", "chat", "benchmark"]),
+              help="Only /api/tts requests, only live chat, or only the benchmark job's own requests.")
 @output_options()
 @pass_app
 def rtf_list(app, since, until, source, as_json, as_csv) -> None:
@@ -140,13 +141,15 @@ def render_weekly(result, baseline: float, threshold: float) -> str:
         if not w.complete:
             verdict += " (so far)"
         rows.append([iso_week(w.start), local_time(w.start)[:10], st["count"], f(st["mean"]), f(st["p50"]),
-                     f(st["p95"]), f(st["max"]), w.first_after_start or "", w.chat_count or "", verdict])
-    out = [table(rows, ["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "verdict"])]
+                     f(st["p95"]), f(st["max"]), w.first_after_start or "", w.chat_count or "",
+                     f(w.benchmark_mean()), verdict])
+    out = [table(rows, ["week", "starts", "api", "mean", "p50", "p95", "max", "first", "chat", "bench", "verdict"])]
     notes = [f"{iso_week(w.start)}: {w.reason}" for w in result if w.reason and w.count]
     out.append("")
     out.append(f"regression: mean > {baseline * (1 + threshold):.3f} (baseline {baseline:g} x (1 + {threshold:g})) "
                f"or p95 > {1.5 * baseline:.3f}; API requests only, first request after each start left out "
-               "(column 'first').")
+               "(column 'first'). 'bench': the mean RTF of that week's benchmark runs (a fixed text at a fixed "
+               "NFE), never judged with the production requests.")
     out += notes
     return "\n".join(out)
 
@@ -192,9 +195,11 @@ def rtf_status(view) -> None:
     except NoRecords:
         return
     view.data["rtf"] = {"count": s["count"], "mean": finite(s["mean"]), "p95": finite(s["p95"]),
-                        "api": s["api"], "chat": s["chat"]}
+                        "api": s["api"], "chat": s["chat"], "benchmark": s["benchmark"]}
+    bench = s["benchmark"]["count"]
+    aside = f" ({bench} benchmark request{'s' if bench != 1 else ''} not counted)" if bench else ""
     if s["count"] == 0:
-        view.sections.append(("rtf, last hour", ["no synthesis"]))
+        view.sections.append(("rtf, last hour", ["no synthesis" + aside]))
         return
     parts = []
     for src in ("api", "chat"):
@@ -202,4 +207,4 @@ def rtf_status(view) -> None:
         if x["count"]:
             parts.append(f"{src} {x['count']}: mean {x['mean']:.3f}, p95 {x['p95']:.3f}")
     view.sections.append(("rtf, last hour", [f"{s['count']} requests, mean {s['mean']:.3f}, p95 {s['p95']:.3f} "
-                                  f"({'; '.join(parts)})"]))
+                                  f"({'; '.join(parts)}){aside}"]))
