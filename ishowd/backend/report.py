@@ -211,37 +211,48 @@ def judge(w: Week, *, baseline: float, threshold: float, min_requests: int) -> N
 
 # --- likely causes, from the stored metrics --------------------------------------------
 
-def hourly(reader, metric: str, since: int, until: int) -> dict[int, tuple[float, float]]:
-    """min and max over every series of ``metric`` per hour in [since, until) (rollups and the head)."""
+BUCKETS = {"hour": 3600, "minute": 60}
+
+
+def extremes(reader, metric: str, since: int, until: int, step: int) -> dict[int, tuple[float, float]]:
+    """min and max over every series of ``metric`` per ``step`` in [since, until) (rollups and the head)."""
     out: dict[int, tuple[float, float]] = {}
-    for b in reader.history(metric, {}, since, until, 3600):
+    for b in reader.history(metric, {}, since, until, step):
         old = out.get(b.ts)
         out[b.ts] = (b.min, b.max) if old is None else (min(old[0], b.min), max(old[1], b.max))
     return out
 
 
+def likely_cause(reader, times: list, *, since: int, until: int, hot_celsius: float, per: str = "hour",
+                 what: str = "slow requests") -> str:
+    """What the store saw in the hours (or minutes, ``per``) holding ``times``, the moments found
+    slow: the GPU's clock not locked, or the GPU hot; else that neither held, or that nothing was read.
+    The weekly report's reason and the benchmark's warning end with it."""
+    step = BUCKETS[per]
+    locked = extremes(reader, "gpu_frequency_locked", since, until, step)
+    temp = extremes(reader, "gpu_temperature_celsius", since, until, step)
+    buckets = [int(t) - int(t) % step for t in times]
+    n = len(buckets)
+    seen_lock = [b for b in buckets if b in locked]
+    seen_temp = [b for b in buckets if b in temp]
+    unlocked = sum(1 for b in seen_lock if locked[b][0] < 0.5)
+    hot = [temp[b][1] for b in seen_temp if temp[b][1] >= hot_celsius]
+    found = []
+    if unlocked:
+        found.append(f"GPU not locked during {unlocked} of {n} {what}")
+    if hot:
+        found.append(f"GPU hot (up to {max(hot):.0f} °C, thermal throttling likely) during {len(hot)} of "
+                     f"{n} {what}")
+    if found:
+        return "likely cause: " + ", ".join(found)
+    if seen_lock or seen_temp:
+        return f"GPU locked and below {hot_celsius:g} °C while the {what} ran: not the usual causes"
+    return f"no GPU readings stored for the {per}s of the {what}"
+
+
 def causes(reader, regressed: list[Week], *, hot_celsius: float) -> None:
     """Add to each regressed week's reason what the store saw while its slow requests ran."""
     for w in regressed:
-        locked = hourly(reader, "gpu_frequency_locked", w.start, w.start + WEEK)
-        temp = hourly(reader, "gpu_temperature_celsius", w.start, w.start + WEEK)
-        hours = [int(t) - int(t) % 3600 for t in w.slow]
-        n = len(hours)
-        seen_lock = [h for h in hours if h in locked]
-        seen_temp = [h for h in hours if h in temp]
-        unlocked = sum(1 for h in seen_lock if locked[h][0] < 0.5)
-        hot = [temp[h][1] for h in seen_temp if temp[h][1] >= hot_celsius]
-        found = []
-        if unlocked:
-            found.append(f"GPU not locked during {unlocked} of {n} slow requests")
-        if hot:
-            found.append(f"GPU hot (up to {max(hot):.0f} °C, thermal throttling likely) during {len(hot)} of "
-                         f"{n} slow requests")
-        if found:
-            w.reason += "; likely cause: " + ", ".join(found)
-        elif seen_lock or seen_temp:
-            w.reason += (f"; GPU locked and below {hot_celsius:g} °C while the slow requests ran: "
-                         "not the usual causes")
-        else:
-            w.reason += "; no GPU readings stored for the hours of the slow requests"
+        w.reason += "; " + likely_cause(reader, w.slow, since=w.start, until=w.start + WEEK,
+                                        hot_celsius=hot_celsius)
 
