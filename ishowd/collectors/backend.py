@@ -31,18 +31,50 @@ from . import Collector, TickContext, register
 RESCAN_SECONDS = 30.0   # a full /proc scan at most this often while the backend is not found
 
 
-def probe(url: str, timeout: float) -> float:
-    """1.0 when the health endpoint answers 200 with status ok, else 0.0. Never raises."""
+class Down(Exception):
+    """The backend did not answer its health check ok; ``str()`` says how, in one line."""
+
+
+def health(url: str, timeout: float) -> dict:
+    """``GET /api/health``'s answer when it is 200 with status ok; else raises ``Down``."""
+    import urllib.error
     import urllib.request
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
     try:
         with opener.open(url.rstrip("/") + "/api/health", timeout=timeout) as resp:
             if resp.status != 200:
-                return 0.0
-            body = json.loads(resp.read(65536) or b"null")
+                raise Down(f"GET /api/health answered HTTP {resp.status}")
+            raw = resp.read(65536)
+    except urllib.error.HTTPError as exc:
+        raise Down(f"GET /api/health answered HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise Down(_reason(exc.reason, timeout)) from None
+    except Exception as exc:  # timed out, reset mid-answer, a broken status line
+        raise Down(_reason(exc, timeout)) from None
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("status") != "ok":
+        raise Down(f"GET /api/health answered {raw[:80]!r}, not status ok")
+    return body
+
+
+def _reason(exc, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def probe(url: str, timeout: float) -> float:
+    """1.0 when the health endpoint answers 200 with status ok, else 0.0. Never raises."""
+    try:
+        health(url, timeout)
     except Exception:  # refused, timed out, reset, not JSON: all mean "not up"
         return 0.0
-    return 1.0 if isinstance(body, dict) and body.get("status") == "ok" else 0.0
+    return 1.0
 
 
 @register
@@ -150,3 +182,11 @@ class Backend(Collector):
         if rss is not None:
             out.append(Sample(BACKEND_RSS, rss))
         return out
+
+
+def backend_rss(config) -> Optional[float]:
+    """The backend's resident memory now (bytes), found as the collector finds it; None when it is
+    not running. For callers outside the tick (the benchmark): each call scans ``/proc`` afresh."""
+    finder = Backend(config)
+    finder.setup()
+    return finder.rss(time.monotonic())
