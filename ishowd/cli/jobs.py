@@ -103,15 +103,20 @@ def run(app, name, as_json, as_csv=False) -> None:
     Progress goes to stderr; the outcome to stdout. Exit 0 when the run ended
     ok, 1 otherwise.
     """
-    from ..control import NoDaemon, request, socket_path
-    from ..paths import store_path
-
     names = _job_names(app)
     if name not in names:
         raise click.UsageError(f"no job {name!r} (jobs: {', '.join(names)})")
+    record = run_job(app, name, lambda text: click.echo(f"{name}: {text}", err=True))
+    _show(record, as_json)
+    sys.exit(0 if record["status"] == "ok" else 1)
 
-    def progress(text: str) -> None:
-        click.echo(f"{name}: {text}", err=True)
+
+def run_job(app, name: str, progress) -> dict:
+    """Run job ``name`` now as an operator, through the running daemon when one is up, else in this
+    process under the store's writer lock; its recorded run (``Run.as_json``). ``progress`` gets
+    each line the run reports."""
+    from ..control import NoDaemon, request, socket_path
+    from ..paths import store_path
 
     path = socket_path(store_path(app.config))
     record = None
@@ -131,9 +136,8 @@ def run(app, name, as_json, as_csv=False) -> None:
         record = _run_here(app, name, progress)
     except PermissionError:
         raise click.ClickException(f"{path}: the daemon's control socket refused you; run as the daemon's "
-                                   "user or root (sudo -u ishowd ishowctl jobs run ...)") from None
-    _show(record, as_json)
-    sys.exit(0 if record["status"] == "ok" else 1)
+                                   "user or root (sudo -u ishowd ishowctl ...)") from None
+    return record
 
 
 def _run_here(app, name: str, progress) -> dict:
