@@ -9,6 +9,16 @@ write large logs quickly, and to plant noise and hostile text.
 
 Every synthesis it logs is remembered in ``emitted`` (as the record ishowd
 should make of it), so a test can compare the store with the truth.
+
+Its ``POST /api/tts`` behaves as F5 does for a client that times it (the
+benchmark): one synthesis at a time (a lock), each really taking ``rtf x audio
+seconds`` (``synth_work``, a sleep by default; a device script can hand in a
+function doing real GPU work instead), ``elapsed_ms`` logged as measured, and a
+whole WAV of ``waveform_len`` samples. ``rtfs`` and ``modes`` are per-request
+schedules (a list consumed in order, or a function of the request's number);
+the modes break the answer the ways a client must notice: ``bad_wav`` (a header
+that disagrees with ``waveform_len``), ``broken_audio`` (not a RIFF file),
+``not_base64``, ``fail`` (502). Every request received is kept in ``requests``.
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Callable, Optional
 
 E = "\x1b"
 INFO = f"{E}[32m INFO{E}[0m"
@@ -139,11 +149,46 @@ NOISE_PYTHON = (b"[F5TTS] torch.compile(mode='max-autotune') enabled for model (
 NOISE_EAGER = b"[F5TTS] Warning: torch.compile() failed, falling back to eager mode: RuntimeError('no triton')\n"
 
 
-def wav_bytes(samples: int) -> bytes:
+def wav_bytes(samples: int, *, rate: int = SAMPLE_RATE, claimed: Optional[int] = None) -> bytes:
+    """A mono 16-bit WAV of ``samples`` silent samples; ``claimed``: the data length its header says."""
     data = b"\x00\x00" * samples
-    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16) + b"data" + struct.pack("<I", len(data))
+    size = len(data) if claimed is None else 2 * claimed
+    header = b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", size)
     return header + data
+
+
+def _scheduled(schedule, index: int, default):
+    """The value a per-request schedule gives synthesis request ``index`` (0: the first POST /api/tts):
+    a list is consumed in order (then ``default``), a callable is asked, None gives ``default``."""
+    if callable(schedule):
+        return schedule(index)
+    if isinstance(schedule, list):
+        return schedule.pop(0) if schedule else default
+    return default if schedule is None else schedule
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request the stand-in received."""
+    method: str
+    path: str
+    body: Optional[dict]
+    at: float               # when it came (epoch seconds)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One synthesis as the stand-in did it: the RTF it was told to take, and what it took."""
+    rtf: float
+    seconds: float          # measured around the synthesis work, as elapsed_ms is
+    audio_seconds: float
+    text: str
+    nfe_step: Optional[int]
+
+    @property
+    def measured_rtf(self) -> float:
+        return self.seconds / self.audio_seconds
 
 
 @dataclass(frozen=True)
@@ -178,12 +223,22 @@ class Clock:
 
 
 class StandinBackend:
-    def __init__(self, log_path, *, voices=("walter", "demo"), rtf: float = 0.278, clock: Optional[Clock] = None):
+    def __init__(self, log_path, *, voices=("walter", "demo"), rtf: float = 0.278, clock: Optional[Clock] = None,
+                 seconds_per_char: float = 0.01):
         self.log_path = str(log_path)
         self.voices = list(voices)
         self.rtf = rtf
         self.clock = clock or Clock()
         self.emitted: list[Emitted] = []
+        # POST /api/tts: audio per character of text (the real F5 makes about 0.2 s; tests want short runs),
+        # the RTF of each request and how each answers (schedules: see ``_scheduled``), the work itself
+        self.seconds_per_char = seconds_per_char
+        self.rtfs = None
+        self.modes = None
+        self.synth_work: Callable[[float], None] = time.sleep
+        self.synthesis_lock = threading.Lock()      # F5 synthesises one request at a time
+        self.requests: list[Request] = []
+        self.syntheses: list[Synthesis] = []
         self.fd: Optional[int] = None
         self.server: Optional[ThreadingHTTPServer] = None
         self.thread: Optional[threading.Thread] = None
@@ -316,6 +371,7 @@ class StandinBackend:
 
             def do_GET(self):
                 started = backend.clock()
+                backend.requests.append(Request("GET", self.path, None, time.time()))
                 if self.path == "/api/health":
                     body = json.dumps({"status": "ok", "voices": len(backend.voices),
                                        "default_voice": backend.voices[0]}).encode()
@@ -330,31 +386,50 @@ class StandinBackend:
                 started = backend.clock()
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
+                try:
+                    req = json.loads(raw)
+                except ValueError:
+                    req = None
+                index = sum(1 for r in backend.requests if r.method == "POST" and r.path == "/api/tts")
+                backend.requests.append(Request("POST", self.path, req if isinstance(req, dict) else None,
+                                                time.time()))
                 if self.path != "/api/tts":
                     return self._answer(404, b"not found", "text/plain", started)
                 try:
-                    req = json.loads(raw)
                     text = req["text"]
-                except (ValueError, KeyError, TypeError):
+                except (KeyError, TypeError):
                     return self._answer(400, b"invalid request", "text/plain", started)
                 voice = req.get("voice_id") or backend.voices[0]
                 if not isinstance(text, str) or not text.strip():
                     return self._answer(400, b"text must not be empty", "text/plain", started)
                 if voice not in backend.voices:
                     return self._answer(400, f"unknown voice {voice}".encode(), "text/plain", started)
-                if req.get("fail"):
-                    return self._answer(502, b"synthesis failed", "text/plain", started)
-                samples = 2400 * max(1, len(text))
+                mode = _scheduled(backend.modes, index, None)
+                rtf = _scheduled(backend.rtfs, index, backend.rtf)
+                if req.get("fail") or mode == "fail":
+                    return self._answer(502, b"synthesis failed: CUDA error: an illegal memory access was "
+                                        b"encountered", "text/plain", started)
+                samples = max(1, round(SAMPLE_RATE * backend.seconds_per_char * len(text)))
                 audio = samples / SAMPLE_RATE
-                elapsed = max(1, round(backend.rtf * audio * 1000))
+                with backend.synthesis_lock:
+                    t0 = time.monotonic()
+                    backend.synth_work(rtf * audio)
+                    took = time.monotonic() - t0
+                elapsed = max(1, round(took * 1000))
                 us = backend.clock()
+                backend.syntheses.append(Synthesis(rtf, took, audio, text, req.get("nfe_step")))
                 backend.emitted.append(Emitted(us, "api", "f5", voice, elapsed, audio))
                 backend.write(noise_tqdm() + line_api(us, text, voice=voice, waveform_len=samples,
                                                       elapsed_ms=elapsed))
+                wav = wav_bytes(samples)
+                if mode == "bad_wav":           # a header that says half the samples
+                    wav = wav_bytes(samples, claimed=samples // 2)
+                elif mode == "broken_audio":    # base64 of something that is not a WAV
+                    wav = b"ID3\x04\x00" + bytes(64)
+                audio_b64 = "%%% not base64 %%%" if mode == "not_base64" else base64.b64encode(wav).decode()
                 body = json.dumps({"request_id": f"r{us}", "voice_id": voice, "engine": "f5", "engine_label": "F5",
                                    "sample_rate": SAMPLE_RATE, "waveform_len": samples,
-                                   "audio_base64": base64.b64encode(wav_bytes(min(samples, 2400))).decode(),
-                                   "format": "audio/wav"}).encode()
+                                   "audio_base64": audio_b64, "format": "audio/wav"}).encode()
                 self._answer(200, body, "application/json", started)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
