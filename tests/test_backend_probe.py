@@ -121,7 +121,7 @@ def test_rss_by_executable_not_by_name(tmp_path):
     assert read() == []                     # no backend: absent, never zero
     fake_proc(proc, 42, exe=BINARY + " (deleted)", cmdline=BINARY.encode() + b"\0", comm=b"ishowtts-backen",
               rss_kb=2048)
-    c._scanned_at = -1e9
+    c.process._scanned_at = -1e9
     assert read() == [2048 * 1024]
 
 
