@@ -131,6 +131,11 @@ class Job(Part):
     def run(self, ctx: JobContext) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def samples(self, last) -> list:
+        """The job's own metrics for a tick, from its last run (``runner.Run``, None before the first):
+        the runner reports them with its own, once a minute."""
+        return []
+
 
 def job_keys(name: str, schedule: str, timeout: str, own: Optional[dict[str, Key]] = None) -> dict:
     """The ``[jobs.<name>]`` keys: schedule, enabled and timeout, then the job's own."""

@@ -267,6 +267,7 @@ class JobRunner:
                 out.append(Sample(JOB_SUCCESS, 0.0 if last.status in ("failed", "timeout") else 1.0, labels))
                 out.append(Sample(JOB_LAST_RUN, round(last.finished, 3), labels))
                 out.append(Sample(JOB_DURATION, round(last.finished - last.started, 3), labels))
+            out += job.samples(last)
             if name in self.enabled():
                 since = last.started if last is not None else self.since
                 out.append(Sample(JOB_OVERDUE, 1.0 if now - since > 2 * job.period else 0.0, labels))
