@@ -37,35 +37,47 @@ STEP_TOLERANCE = 2.0
 
 
 class MonotonicInterval(BaseTrigger):
-    """Every ``seconds`` on the monotonic clock, starting one interval from now."""
+    """Every ``seconds`` on the monotonic clock, the first run ``first_delay`` (default: one interval)
+    after the scheduler first asks for it."""
 
     def __init__(self, seconds: float, mono: Callable[[], float] = time.monotonic, first_delay: float | None = None):
         self.seconds = float(seconds)
         self.mono = mono
-        # slot k is due at anchor + k * seconds; slot 1 comes after first_delay
-        self.anchor = mono() - self.seconds + (self.seconds if first_delay is None else first_delay)
+        self.first_delay = self.seconds if first_delay is None else float(first_delay)
+        # slot k is due at anchor + k * seconds. Set by the first question, not here: a grid laid
+        # at construction put slot 1 of first_delay=0 in the past by the time the scheduler asked
+        # (it starts later), so slot 1 counted as missed and the first run came a whole interval late.
+        self.anchor: float | None = None
         self.last_slot = 0
         # fire time handed out -> its slot. APScheduler asks for the next fire time
         # right after submitting a run, before the run records its slot: this is how
         # the answer stays past that slot even if the scheduler woke a hair early.
         self._issued: dict[datetime, int] = {}
 
+    def _grid(self, now: float) -> float:
+        if self.anchor is None:
+            self.anchor = now - self.seconds + self.first_delay
+        return self.anchor
+
     def slot_now(self) -> int:
         """The slot a run starting now belongs to (record it with ``fired``)."""
-        return round((self.mono() - self.anchor) / self.seconds)
+        now = self.mono()
+        return round((now - self._grid(now)) / self.seconds)
 
     def fired(self, slot: int) -> None:
         self.last_slot = max(self.last_slot, slot)
 
-    def next_slot(self, after: int = 0) -> int:
+    def next_slot(self, after: int = 0, now: float | None = None) -> int:
         """The first slot not yet due, and past both ``after`` and the last one fired."""
-        due = math.ceil((self.mono() - self.anchor) / self.seconds - 1e-9)
+        now = self.mono() if now is None else now
+        due = math.ceil((now - self._grid(now)) / self.seconds - 1e-9)
         return max(due, self.last_slot + 1, after + 1)
 
     def get_next_fire_time(self, previous_fire_time, now: datetime):
         after = self._issued.get(previous_fire_time, 0) if previous_fire_time is not None else 0
-        slot = self.next_slot(after)
-        fire = now + timedelta(seconds=max(self.anchor + slot * self.seconds - self.mono(), 0.0))
+        mono = self.mono()  # one reading for both: slot 1 of first_delay=0 is due exactly now
+        slot = self.next_slot(after, mono)
+        fire = now + timedelta(seconds=max(self.anchor + slot * self.seconds - mono, 0.0))
         self._issued[fire] = slot
         while len(self._issued) > 8:
             del self._issued[next(iter(self._issued))]

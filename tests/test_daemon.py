@@ -238,6 +238,25 @@ def test_monotonic_trigger_skips_missed_slots_without_replaying_them():
     assert trig.get_next_fire_time(nxt, now) == trig.get_next_fire_time(nxt, now)
 
 
+def test_monotonic_trigger_first_delay_counts_from_the_schedulers_first_question():
+    """first_delay=0 is the daemon's first sample at start. The scheduler first asks a while after
+    the trigger is made (the exporter and the control socket start in between): slot 1 used to be
+    due at construction, counted as missed by then, and the first sample came a whole interval late."""
+    from datetime import timezone
+    from ishowd.schedule import MonotonicInterval
+    mono = [100.0]
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at_once = MonotonicInterval(60, mono=lambda: mono[0], first_delay=0)
+    default = MonotonicInterval(60, mono=lambda: mono[0])
+    mono[0] += 0.25
+    first = at_once.get_next_fire_time(None, now)
+    assert first == now
+    at_once.fired(at_once.slot_now())
+    assert at_once.last_slot == 1
+    assert (at_once.get_next_fire_time(first, now) - now).total_seconds() == pytest.approx(60)
+    assert (default.get_next_fire_time(None, now) - now).total_seconds() == pytest.approx(60)
+
+
 def test_kill_9_loses_at_most_the_tick_in_flight(tmp_path):
     """Every committed tick survives SIGKILL; the store reopens and goes on."""
     cfg = write_config(tmp_path, sampling={"interval": "1s"})
