@@ -34,8 +34,8 @@ def _declaring_modules() -> tuple:
 def _job_modules() -> tuple:
     """Each maintenance job's module: it declares its keys beside its code (and imports only the
     standard library at the top, so reading the declarations stays cheap)."""
-    from .jobs import backup, benchmark, leak_check, outdated, rotate_logs
-    return (backup, benchmark, leak_check, outdated, rotate_logs)
+    from .jobs import audit, backup, benchmark, leak_check, outdated, rotate_logs
+    return (audit, backup, benchmark, leak_check, outdated, rotate_logs)
 
 
 @lru_cache(maxsize=None)

@@ -17,6 +17,8 @@ beside it, which a test changes with ``set()``:
   ``hung.pids`` (so a test sees the whole group gone);
 - ``noise``: importing torch prints to stdout, from Python and through file
   descriptor 1 directly, as torch's and CUDA's libraries do.
+
+Each process importing it is counted (``imports()``).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ import sys as _sys
 _HERE = _os.path.dirname(_os.path.abspath(__file__))
 with open(_os.path.join(_HERE, "stub.json")) as _f:
     _STUB = _json.load(_f)
+with open(_os.path.join(_HERE, "imports.log"), "a") as _f:
+    _f.write(f"{_os.getpid()}\\n")
 if _STUB["import_error"]:
     raise ImportError(_STUB["import_error"])
 if _STUB["noise"]:
@@ -134,6 +138,11 @@ class StandinPython:
         self.answers.update(answers)
         (self.torch / "stub.json").write_text(json.dumps(self.answers))
         return self
+
+    def imports(self) -> int:
+        """How many processes have imported the stub torch so far."""
+        path = self.torch / "imports.log"
+        return len(path.read_text().split()) if path.exists() else 0
 
     def hung_pids(self) -> list[int]:
         """The hung probe's pid and its grandchild's, once ``hang`` has made them."""

@@ -18,6 +18,7 @@ from .app import AppContext
 # command name -> (module of this package, attribute)
 COMMANDS = {
     "alerts": ("alerts", "alerts"),
+    "audit": ("audit", "audit"),
     "backups": ("backups", "backups"),
     "check": ("alerts", "check"),
     "db": ("db", "db"),

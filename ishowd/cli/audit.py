@@ -1,0 +1,46 @@
+"""``ishowctl audit``: the deployment's 15 health checks, now (the ``audit`` job, run as ``jobs run`` runs it)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .app import pass_app
+from .output import output_options
+
+FIELDS = ("check", "group", "passed", "detail", "seconds")
+
+
+@click.command()
+@output_options(csv_ok=False)
+@pass_app
+def audit(app, as_json, as_csv=False) -> None:
+    """Run the audit's 15 checks now: pre-flight, performance, functional, system, optimisation.
+
+    Through the running daemon when one is up, else in this process; recorded
+    as a run of the audit job (`ishowctl jobs history --job audit`). One line
+    per check, then N/15 passed; checks go to stderr as they finish. Exit 0 when
+    every check passed, 1 otherwise. --json: a list of {check, group, passed,
+    detail, seconds}.
+    """
+    from .jobs import run_job
+    from .output import table
+
+    record = run_job(app, "audit", lambda text: click.echo(f"audit: {text}", err=True))
+    result = record.get("result") or {}
+    checks = result.get("checks") or []
+    if as_json:
+        import json
+        click.echo(json.dumps([{k: c.get(k) for k in FIELDS} for c in checks], ensure_ascii=False, indent=2))
+    else:
+        if checks:
+            click.echo(table([["✓" if c["passed"] else "✗", c["group"], f"{c['seconds']:.2f}s", c["check"],
+                               c["detail"]] for c in checks]))
+        total = result.get("total")
+        if total is None:                                # skipped before any check ran
+            from ..audit.checks import CHECKS
+            total = len(CHECKS)
+        click.echo(f"{sum(bool(c['passed']) for c in checks)}/{total} passed")
+    if record["status"] not in ("ok", "failed"):        # skipped or timed out: the checks do not say why
+        click.echo(f"audit: {record['status']}: {record['detail']}", err=True)
+    sys.exit(0 if record["status"] == "ok" else 1)

@@ -1,0 +1,67 @@
+"""The ``audit`` job: the deployment's 15 health checks, monthly and on ``ishowctl audit``.
+
+The checks themselves are ``ishowd/audit/checks.py`` (imported when a run starts:
+they pull in the benchmark and the GPU readers, which ``ishowctl`` need not load to
+read these keys). The run is ``ok`` when all 15 passed, else ``failed`` naming the
+ones that did not; each check's detail, time and full output are in the result.
+It sends synthesis requests, as the benchmark does, so the two never run at once.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+from ..config import ConfigError, Key
+from . import DAY, Job, JobContext, Outcome, job_keys, register
+
+
+def _version_problem(text: str) -> Optional[str]:
+    if not re.fullmatch(r"[0-9]+\.[0-9]+", text):
+        return 'a Python version as major.minor, such as "3.10"'
+    return None
+
+
+KEYS = job_keys("audit", "0 5 1 * *", "2h", {
+    "probe_timeout": Key("duration", "120s", "how long the service's interpreter may take to import torch, "
+                         "initialise CUDA and import f5_tts.api (seconds on a Jetson; a stuck CUDA "
+                         "initialisation never returns)", min=1, max=1800),
+    "min_python": Key("str", "3.10", "the oldest Python the service's interpreter may be (F5-TTS and "
+                      "NVIDIA's torch for JetPack 6 are built for 3.10)", check=_version_problem),
+    "max_rtf": Key("float", 0.35, "the benchmark's mean RTF must be below this (rtf-target)", min=0.01, max=10),
+    "min_gpu_free": Key("int", 5_000_000_000, "GPU memory in bytes that must be free (gpu-memory; "
+                        "5000000000: 5 GB)", min=0, max=1 << 50),
+    "nfe_step": Key("int", 8, "the [f5] default_nfe_step the service's config must set (nfe-step)",
+                    min=1, max=128),
+})
+
+
+def _check_timeout(cfg) -> None:
+    s, bench = cfg.sections["jobs.audit"], cfg.sections["jobs.benchmark"]
+    need = bench.quiet_window + s.probe_timeout + (1 + bench.warmup + bench.runs) * bench.request_timeout
+    if need > s.timeout:
+        raise ConfigError(cfg.source, "[jobs.audit] timeout", "", detail=(
+            f"must be at least [jobs.benchmark] quiet_window + probe_timeout + (1 + warmup + runs) x "
+            f"request_timeout ({need:g}s: the quiet spell, the probe, one synthesis and the benchmark), or a "
+            "scheduled audit is cut short; raise timeout or lower those"))
+
+
+CHECKS = (_check_timeout,)
+
+
+@register
+class Audit(Job):
+    name = "audit"
+    period = 31 * DAY
+    touches = frozenset({"synthesis"})
+
+    def setup(self) -> Optional[str]:
+        python, root = self.config.deployment.python, self.config.deployment.root
+        if not os.path.exists(python) and not os.path.isdir(root):
+            return (f"no deployment here: neither [deployment] python ({python}) nor [deployment] root "
+                    f"({root}) exists")
+        return None
+
+    def run(self, ctx: JobContext) -> Outcome:
+        from ..audit.checks import run_checks
+        return run_checks(self.config, ctx)
