@@ -54,8 +54,9 @@ class Rig:
         shutil.copytree(board_root("orin-jp6-locked"), self.board, symlinks=True)
         self.standin = python
         self.python = python.python
-        # 0.48 s of audio a request: a benchmark of 1 + 3 requests takes about half a second
-        self.backend = StandinBackend(self.root / "logs" / "backend.log", seconds_per_char=0.02).start()
+        # 0.48 s of audio a request at RTF 0.2: a benchmark of 1 + 3 requests takes 0.4 s, and the HTTP
+        # round trips of a loaded machine stay far from the 0.35 the RTF is judged against
+        self.backend = StandinBackend(self.root / "logs" / "backend.log", rtf=0.2, seconds_per_char=0.02).start()
         self.keys = {"jobs.benchmark": {"warmup": 1, "runs": 3}, "jobs.audit": {}}
 
     def text(self) -> str:
@@ -230,11 +231,11 @@ ALONE = [
       gpu_locked=r"^17000000\.gpu NOT LOCKED: \d+\.\d MHz of 1300\.5 MHz — run `sudo jetson_clocks`"),
     F("one synthesis fails", _modes("fail"), {"quick-performance"},
       quick_performance=r"^one synthesis failed: HTTP 502: synthesis failed: CUDA error"),
-    F("one benchmark run is an outlier", _rtfs(0.278, 0.278, 0.2, 0.2, 0.2, 0.2, 0.6, runs=5),
+    F("one benchmark run is an outlier", _rtfs(0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.6, runs=5),
       {"max-autotune-benchmark"},
       max_autotune_benchmark=r"^benchmark failed: .*FAILED: worst run RTF 0\.6\d\d > 0\.450"),
-    F("the RTF target is tightened to the next goal", _key("jobs.audit", "max_rtf", 0.2), {"rtf-target"},
-      rtf_target=r"^mean RTF 0\.[23]\d\d over 3 runs is not below 0\.2 \(\[jobs\.audit\] max_rtf\)$"),
+    F("the RTF target is tightened to the stretch goal", _key("jobs.audit", "max_rtf", 0.15), {"rtf-target"},
+      rtf_target=r"^mean RTF 0\.[23]\d\d over 3 runs is not below 0\.15 \(\[jobs\.audit\] max_rtf\)$"),
     F("f5_tts.api imports a module that is not installed",
       _edit(API, "import torch\n", "import torch\nimport vocos  # F5-TTS's vocoder\n"), {"f5-api-import"},
       f5_api_import=r"^import f5_tts\.api failed: ModuleNotFoundError: No module named 'vocos'$"),
