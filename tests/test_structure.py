@@ -221,3 +221,16 @@ def test_every_key_in_etc_is_declared():
     declared = {(s, k) for s, keys in list(schema.sections.items()) + list(schema.arrays.items()) for k in keys}
     unknown = sorted(f"[{s}] {k}" for s, k in documented_keys() if (s, k) not in declared)
     assert not unknown, f"etc/ishowd.toml names keys the code does not declare: {unknown}"
+
+
+def test_the_wheel_ships_every_package():
+    """pyproject lists the packages by hand: one left out installs without it (CI's non-editable
+    install would not import it)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "ishowd").rglob("__init__.py")}
+    assert found - listed == set()
