@@ -372,12 +372,6 @@ def test_on_a_plain_machine_the_audit_does_not_apply():
                                      "(/nonexistent/ishowtts) exists")
 
 
-def test_a_timeout_too_short_for_a_scheduled_audit_is_a_config_error(tmp_path):
-    from ishowd.config import ConfigError
-    with pytest.raises(ConfigError, match=r"\[jobs\.audit\] timeout.*must be at least .*\(4560s"):
-        catalog.loads_config('[jobs.audit]\ntimeout = "1h"\n', "test.toml")
-
-
 # --- the optimisation checks read code, not text -------------------------------------------
 
 def look(rig, check_name: str, rel: str, source: str):

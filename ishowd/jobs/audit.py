@@ -12,7 +12,7 @@ import os
 import re
 from typing import Optional
 
-from ..config import ConfigError, Key
+from ..config import Key
 from . import DAY, Job, JobContext, Outcome, job_keys, register
 
 
@@ -34,19 +34,6 @@ KEYS = job_keys("audit", "0 5 1 * *", "2h", {
     "nfe_step": Key("int", 8, "the [f5] default_nfe_step the service's config must set (nfe-step)",
                     min=1, max=128),
 })
-
-
-def _check_timeout(cfg) -> None:
-    s, bench = cfg.sections["jobs.audit"], cfg.sections["jobs.benchmark"]
-    need = bench.quiet_window + s.probe_timeout + (1 + bench.warmup + bench.runs) * bench.request_timeout
-    if need > s.timeout:
-        raise ConfigError(cfg.source, "[jobs.audit] timeout", "", detail=(
-            f"must be at least [jobs.benchmark] quiet_window + probe_timeout + (1 + warmup + runs) x "
-            f"request_timeout ({need:g}s: the quiet spell, the probe, one synthesis and the benchmark), or a "
-            "scheduled audit is cut short; raise timeout or lower those"))
-
-
-CHECKS = (_check_timeout,)
 
 
 @register
