@@ -57,7 +57,7 @@ class Rig:
         # 0.48 s of audio a request at RTF 0.2: a benchmark of 1 + 3 requests takes 0.4 s, and the HTTP
         # round trips of a loaded machine stay far from the 0.35 the RTF is judged against
         self.backend = StandinBackend(self.root / "logs" / "backend.log", rtf=0.2, seconds_per_char=0.02).start()
-        self.keys = {"jobs.benchmark": {"warmup": 1, "runs": 3}, "jobs.audit": {}}
+        self.keys = {"jobs.benchmark": {"warmup": 1, "runs": 3, "request_timeout": "10s"}, "jobs.audit": {}}
 
     def text(self) -> str:
         sections = {"storage": {"path": str(self.tmp / "ishowd.db")}, "exporter": {"listen": ""},
