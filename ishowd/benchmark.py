@@ -228,7 +228,8 @@ def refusal(config, *, probe: Optional[Callable[[], dict]] = None) -> Optional[s
 
 def wait_for_quiet(config, ctx) -> Optional[str]:
     """None once no synthesis but the benchmark's own is stored for ``quiet``; else, after
-    ``quiet_window`` of looking, the reason to skip. Ends at once when the run is stopped."""
+    ``quiet_window`` of looking (or what the run's timeout leaves once its requests are counted),
+    the reason to skip. Ends at once when the run is stopped."""
     import select
 
     from .backend.report import NoRecords, records
@@ -242,7 +243,9 @@ def wait_for_quiet(config, ctx) -> Optional[str]:
         reader = Reader(store_path(config))
     except NoStore:
         return None                 # nothing recorded, nothing to wait for
-    give_up = time.monotonic() + s.quiet_window
+    # the requests after the wait may each take request_timeout: the wait gets what is left
+    window = max(0, int(min(s.quiet_window, ctx.remaining() - (s.warmup + s.runs) * s.request_timeout)))
+    give_up = time.monotonic() + window
     last_seen = None
     try:
         while True:
@@ -263,8 +266,10 @@ def wait_for_quiet(config, ctx) -> Optional[str]:
             last_seen = latest if last_seen is None else max(last_seen, latest)
             left = give_up - time.monotonic()
             if left <= 0:
-                return (f"no quiet spell of {format_duration(s.quiet)} within {format_duration(s.quiet_window)} "
-                        f"(last synthesis {local_time(last_seen)})")
+                cut = "" if window == s.quiet_window else (
+                    ": that is all [jobs.benchmark] timeout leaves after (warmup + runs) x request_timeout")
+                return (f"no quiet spell of {format_duration(s.quiet)} within {format_duration(window)} "
+                        f"(last synthesis {local_time(last_seen)}){cut}")
             # the spell can come no sooner than when the newest record has aged out of it
             wait = min(POLL, left, max(0.0, latest + s.quiet - now) + 0.01)
             select.select([ctx.cancel], [], [], min(wait, ctx.remaining()))

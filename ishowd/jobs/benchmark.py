@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..config import ConfigError, Key
+from ..config import Key
 from ..metrics import declare
 from . import Job, JobContext, Outcome, WEEK, job_keys, register
 
@@ -49,17 +49,6 @@ KEYS = job_keys("benchmark", "0 4 * * 0", "90m", {
                         min=1, max=7 * 86400),
 })
 
-
-def _check_timeout(cfg) -> None:
-    s = cfg.sections["jobs.benchmark"]
-    need = s.quiet_window + (s.warmup + s.runs) * s.request_timeout
-    if need > s.timeout:
-        raise ConfigError(cfg.source, "[jobs.benchmark] timeout", "", detail=(
-            f"must be at least quiet_window + (warmup + runs) x request_timeout ({need:g}s), or a run "
-            "that waited for its quiet spell is cut short; raise timeout or lower those"))
-
-
-CHECKS = (_check_timeout,)
 
 BENCHMARK_RTF = declare("benchmark_rtf", "ratio",
                         "The latest benchmark run's RTF statistics (stat: mean, median, p95, best, worst, std, "
