@@ -201,9 +201,9 @@ def wav_format(data: bytes) -> tuple[int, int]:
 
 # --- before a run -----------------------------------------------------------------------------
 
-def refusal(config, *, probe: Optional[Callable[[], dict]] = None) -> Optional[str]:
+def refusal(config, classes: dict, *, probe: Optional[Callable[[], dict]] = None) -> Optional[str]:
     """None, or why no request may be sent now: the backend is down, or too little GPU memory is
-    free. ``probe``: asks the service's torch (``torch_child.run_probe``'s answer), used only where
+    free. ``classes``: the collector classes the GPU is read through (``ctx.collectors()``). ``probe``: asks the service's torch (``torch_child.run_probe``'s answer), used only where
     neither a Jetson nor NVML shows the GPU; None runs the probe unbounded by any job."""
     from .audit.gpu import free_memory, read_gpu
     from .backend.running import Down, health
@@ -216,8 +216,8 @@ def refusal(config, *, probe: Optional[Callable[[], dict]] = None) -> Optional[s
         def probe() -> dict:
             from .audit.torch_child import run_probe
             return run_probe(config, timeout=PROBE_TIMEOUT)
-    reading = read_gpu(config)
-    free, how = free_memory(config, probe=probe, reading=reading)
+    reading = read_gpu(config, classes)
+    free, how = free_memory(config, reading, probe=probe)
     if free is None:
         return how if reading.kind == "none" else f"free GPU memory could not be read: {how}"
     need = settings(config).min_gpu_free
@@ -281,15 +281,16 @@ def wait_for_quiet(config, ctx) -> Optional[str]:
 
 def run_benchmark(config, ctx, *, refused_checked: bool = False) -> Outcome:
     """The benchmark job's whole run (see the module's docstring); ``refused_checked``: the caller
-    has just asked ``refusal`` itself."""
+    (the audit) has just waited for a quiet spell and asked ``refusal`` itself."""
     s = settings(config)
-    if ctx.by != "operator":
-        why = wait_for_quiet(config, ctx)
-        if why:
-            return Outcome("skipped", why, {})
     if not refused_checked:
+        if ctx.by != "operator":
+            why = wait_for_quiet(config, ctx)
+            if why:
+                return Outcome("skipped", why, {})
         from .audit.torch_child import run_probe
-        why = refusal(config, probe=lambda: run_probe(config, timeout=PROBE_TIMEOUT, run=ctx.run))
+        why = refusal(config, ctx.collectors(),
+                      probe=lambda: run_probe(config, timeout=PROBE_TIMEOUT, run=ctx.run))
         if why:
             return Outcome("skipped", why, {})
     result = {"runs": s.runs, "warmup": s.warmup, "text": s.text, "voice": s.voice, "nfe_step": s.nfe_step}
@@ -300,13 +301,14 @@ def run_benchmark(config, ctx, *, refused_checked: bool = False) -> Outcome:
             return Outcome("failed", f"the warm-up request failed: {attempt.error}",
                            dict(result, rtf=dict.fromkeys(STATS), per_run=[],
                                 failed_runs=[f"warm-up: {attempt.error}"]))
-    before = _memory(config)
+    classes = ctx.collectors()
+    before = _memory(config, classes)
     attempts, times = [], []
     for i in range(s.runs):
         ctx.progress(f"run {i + 1} of {s.runs}")
         attempts.append(_send(config, ctx))
         times.append(time.time())
-    return _judge(config, result, attempts, times, before, _memory(config))
+    return _judge(config, result, attempts, times, before, _memory(config, classes))
 
 
 def _send(config, ctx) -> Attempt:
@@ -314,12 +316,12 @@ def _send(config, ctx) -> Attempt:
     return synthesize(config, timeout=max(0.001, min(settings(config).request_timeout, ctx.remaining())))
 
 
-def _memory(config) -> dict:
+def _memory(config, classes: dict) -> dict:
     """The backend's resident memory and the GPU memory in use now (None: not known)."""
     from .audit.gpu import read_gpu
     from .backend.running import BackendProcess
     rss = BackendProcess(config).rss(time.time())
-    return {"backend_rss": None if rss is None else int(rss), "gpu_used": read_gpu(config).used_bytes}
+    return {"backend_rss": None if rss is None else int(rss), "gpu_used": read_gpu(config, classes).used_bytes}
 
 
 def figures(rtfs: list) -> dict:

@@ -78,7 +78,8 @@ class Rig:
 
     def audit(self, by: str = "operator", timeout: float = 300, progress=None):
         config = self.config()
-        return Audit(config).run(JobContext(config, timeout=timeout, cancel=Cancel(), by=by, progress=progress))
+        return Audit(config).run(JobContext(config, timeout=timeout, cancel=Cancel(), by=by, progress=progress,
+                                                       collectors=catalog.collectors))
 
     def edit(self, rel: str, old: str, new: str) -> None:
         path = self.root / rel
@@ -377,7 +378,7 @@ def test_on_a_plain_machine_the_audit_does_not_apply():
 def look(rig, check_name: str, rel: str, source: str):
     (rig.root / rel).write_text(source)
     check = next(c for c in CHECKS if c.name == check_name)
-    return check.look(Shared(rig.config(), JobContext(rig.config(), timeout=30, cancel=Cancel())))
+    return check.look(Shared(rig.config(), JobContext(rig.config(), timeout=30, cancel=Cancel(), collectors=catalog.collectors)))
 
 
 COMPILE = [
@@ -460,7 +461,7 @@ def test_no_voices_listed_means_the_demo_reference(rig):
     path.write_text(path.read_text().split("[[f5.voices]]")[0].replace('default_voice = "walter"\n', ""))
     (rig.root / "data/voices/demo_reference.wav").write_bytes(b"")
     passed, detail, _ = next(c for c in CHECKS if c.name == "reference-audio").look(
-        Shared(rig.config(), JobContext(rig.config(), timeout=30, cancel=Cancel())))
+        Shared(rig.config(), JobContext(rig.config(), timeout=30, cancel=Cancel(), collectors=catalog.collectors)))
     assert (passed, detail) == (False, "default: data/voices/demo_reference.wav is empty, not a WAV file")
 
 

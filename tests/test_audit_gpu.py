@@ -7,7 +7,16 @@ import sys
 from hw_helpers import board_config, board_root
 from test_hw_nvml import fake_pynvml, gpu, with_nvml
 
-from ishowd.audit.gpu import free_memory, read_gpu
+from ishowd.audit import gpu as audit_gpu
+from ishowd.catalog import collectors
+
+
+def read_gpu(cfg):
+    return audit_gpu.read_gpu(cfg, collectors())
+
+
+def free_memory(cfg, probe=None, reading=None):
+    return audit_gpu.free_memory(cfg, reading or read_gpu(cfg), probe=probe)
 
 
 def test_a_locked_orin_reads_locked_and_its_free_memory_is_memavailable():

@@ -99,7 +99,7 @@ python = "{self.python}"
         from ishowd.benchmark import run_benchmark
         config = self.config(keys)
         ctx = JobContext(config, timeout=config.sections["jobs.benchmark"].timeout, cancel=cancel or Cancel(),
-                         by=by, progress=progress)
+                         by=by, progress=progress, collectors=catalog.collectors)
         return run_benchmark(config, ctx)
 
     def posts(self) -> list:

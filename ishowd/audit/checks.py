@@ -83,11 +83,12 @@ class Shared:
                                                      run=self.ctx.run))
 
     def gpu(self) -> gpu.GpuReading:
-        return self._once("gpu", lambda: gpu.read_gpu(self.config))
+        return self._once("gpu", lambda: gpu.read_gpu(self.config, self.ctx.collectors()))
 
     def refusal(self) -> Optional[str]:
         """Why no synthesis may be sent, or None."""
-        return self.quiet_problem or self._once("refusal", lambda: benchmark.refusal(self.config, probe=self.probe))
+        return self.quiet_problem or self._once(
+            "refusal", lambda: benchmark.refusal(self.config, self.ctx.collectors(), probe=self.probe))
 
     def quick(self):
         timeout = max(0.001, min(benchmark.settings(self.config).request_timeout, self.ctx.remaining()))
@@ -274,7 +275,7 @@ def _gb(n: int) -> str:
 
 def check_gpu_memory(s: Shared):
     reading = s.gpu()
-    free, how = gpu.free_memory(s.config, probe=s.probe, reading=reading)
+    free, how = gpu.free_memory(s.config, reading, probe=s.probe)
     need = s.settings.min_gpu_free
     output = f"free: {free}\nread from: {how}\nneeded: more than {need}"
     if free is None:

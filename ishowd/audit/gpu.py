@@ -32,14 +32,12 @@ class GpuReading(NamedTuple):
     free_bytes: Optional[int] = None   # NVML: the least free among the GPUs
 
 
-def _collect(config) -> tuple[dict, dict]:
+def _collect(config, classes: dict) -> tuple[dict, dict]:
     """Run each GPU collector once: (its samples by collector, why each other one is absent)."""
     import time
 
-    from .. import catalog
     from ..collectors import TickContext
 
-    classes = catalog.collectors()
     got: dict = {}
     absent: dict = {}
     ctx = TickContext(now=time.time(), config=config)
@@ -60,10 +58,11 @@ def _collect(config) -> tuple[dict, dict]:
     return got, absent
 
 
-def read_gpu(config) -> GpuReading:
-    """The GPU now. Never raises."""
+def read_gpu(config, classes: dict) -> GpuReading:
+    """The GPU now, through ``classes`` (the collector classes by name, as ``catalog.collectors()``
+    hands them down: a job gets them as ``ctx.collectors()``). Never raises."""
     try:
-        got, absent = _collect(config)
+        got, absent = _collect(config, classes)
     except Exception as exc:  # pragma: no cover - the catalog itself failing
         return GpuReading("none", {}, {}, None, f"the GPU could not be read: {exc}")
     kind = "jetson" if "jetson_gpu" in got else "nvml" if "nvml" in got else "none"
@@ -88,24 +87,23 @@ def read_gpu(config) -> GpuReading:
 
 def mem_available(config) -> Optional[int]:
     """``MemAvailable`` in bytes from ``<procfs_root>/meminfo``, or None."""
-    from ..collectors._sysfs import meminfo_kb, read_bytes
-    from ..paths import proc_path
+    from ..paths import meminfo_kb, proc_path
     try:
-        kb = meminfo_kb(read_bytes(str(proc_path(config, "meminfo"))).decode("ascii", "replace"), "MemAvailable")
+        with open(proc_path(config, "meminfo"), "rb") as f:
+            kb = meminfo_kb(f.read(65536).decode("ascii", "replace"), "MemAvailable")
     except OSError:
         return None
     return kb["MemAvailable"] * 1024 if "MemAvailable" in kb else None
 
 
-def free_memory(config, probe: Optional[Callable[[], dict]] = None,
-                reading: Optional[GpuReading] = None) -> tuple[Optional[int], str]:
+def free_memory(config, reading: GpuReading,
+                probe: Optional[Callable[[], dict]] = None) -> tuple[Optional[int], str]:
     """(free bytes, how it was read), or (None, why it could not be). Never raises.
 
-    ``probe``: a zero-argument callable answering as ``torch_child.run_probe`` (raising
-    ``ProbeFailed``), asked only where neither a Jetson nor NVML shows the GPU.
-    ``reading``: a ``read_gpu`` answer already taken.
+    ``reading``: what ``read_gpu`` answered; ``probe``: a zero-argument callable answering as
+    ``torch_child.run_probe`` (raising ``ProbeFailed``), asked only where neither a Jetson nor NVML
+    shows the GPU.
     """
-    reading = reading or read_gpu(config)
     if reading.kind == "jetson":
         free = mem_available(config)
         if free is None:

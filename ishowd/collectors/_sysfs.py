@@ -68,20 +68,6 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
-def meminfo_kb(text: str, *keys: str) -> dict[str, int]:
-    """Pick ``keys`` out of /proc/meminfo text; values in kB as written there."""
-    out: dict[str, int] = {}
-    wanted = set(keys)
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        if sep and name in wanted:
-            try:
-                out[name] = int(rest.split()[0])
-            except (IndexError, ValueError):
-                continue
-            if len(out) == len(wanted):
-                break
-    return out
 
 
 class SysfsCollector(Collector):

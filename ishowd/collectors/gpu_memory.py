@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..metrics import Sample
-from ..paths import proc_path
+from ..paths import meminfo_kb, proc_path
 from ..specs.gpu import GPU_MEM_TOTAL, GPU_MEM_USED
 from . import Collector, TickContext, register
 from ._gpu import jetson_gpu_label
-from ._sysfs import meminfo_kb, read_bytes
+from ._sysfs import read_bytes
 
 
 @register

@@ -77,7 +77,7 @@ class JobContext:
 
     def __init__(self, config: "Config", *, timeout: float, cancel: "Cancel", store=None,
                  progress: Optional[Callable[[str], None]] = None, now: Optional[float] = None,
-                 by: str = "schedule"):
+                 by: str = "schedule", collectors: Optional[Callable[[], dict]] = None):
         self.config = config
         self.store = store              # the writer (``store.writer.Store``), or None for a read-only run
         self.now = time.time() if now is None else now
@@ -85,6 +85,9 @@ class JobContext:
         self.cancel = cancel
         self.by = by                    # "schedule", "catch-up" (missed while down) or "operator"
         self.run_id: Optional[int] = None   # its row in job_runs
+        # the collector classes by name, handed down from the catalog (a job that reads the hardware
+        # now, as the audit and the benchmark read the GPU, runs them: it never imports them)
+        self.collectors = collectors or dict
         self._progress = progress
 
     def remaining(self) -> float:

@@ -189,8 +189,9 @@ class JobRunner:
             self._active[cancel] = wake
             if self.stopping:
                 cancel.set()
+        from .. import catalog
         ctx = JobContext(self.config, timeout=timeout, cancel=cancel, store=self.store, progress=progress,
-                         now=started, by=trigger)
+                         now=started, by=trigger, collectors=catalog.collectors)
         ctx.run_id = rid or None
         box: list[Outcome] = []
 
