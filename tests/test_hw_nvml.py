@@ -208,3 +208,20 @@ def test_daemon_never_imports_heavy_modules():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_field_not_supported_is_logged_once_per_process_however_many_readers(monkeypatch, cfg, caplog):
+    """The audit and the benchmark read the GPU through collectors of their own, again and again."""
+    import logging
+
+    from ishowd.collectors import nvml
+    monkeypatch.setattr(nvml, "_TOLD", set())
+    m = fake_pynvml([gpu(uuid="GPU-0000-told-once")])        # fan: NotSupported
+    with caplog.at_level(logging.INFO, logger="ishowd.collectors.nvml"):
+        for _ in range(3):
+            c, reason = setup_with(monkeypatch, cfg, m)
+            assert reason is None
+            list(c.collect(tick(cfg)))
+            c.close()
+    told = [r for r in caplog.records if "fan is not supported" in r.getMessage()]
+    assert len(told) == 1

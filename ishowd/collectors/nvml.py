@@ -92,6 +92,9 @@ class _Gpu:
         self.unsupported: set[str] = set()
 
 
+_TOLD: set = set()      # (gpu, field) whose NotSupported was logged
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -158,7 +161,9 @@ class NvmlCollector(Collector):
             code = getattr(exc, "value", None)
             if code in (NOT_SUPPORTED, FUNCTION_NOT_FOUND):
                 gpu.unsupported.add(field)
-                log.info("NVML: %s is not supported on %s; it stays absent", field, gpu.label)
+                if (gpu.label, field) not in _TOLD:     # once per process: the audit reads the GPU anew
+                    _TOLD.add((gpu.label, field))
+                    log.info("NVML: %s is not supported on %s; it stays absent", field, gpu.label)
             elif code == GPU_IS_LOST:
                 log.warning("NVML: %s is lost", gpu.label)
             return None
