@@ -26,7 +26,11 @@ def audit(app, as_json, as_csv=False) -> None:
     from .jobs import run_job
     from .output import table
 
-    record = run_job(app, "audit", lambda text: click.echo(f"audit: {text}", err=True))
+    progress, clear = _progress()
+    try:
+        record = run_job(app, "audit", progress)
+    finally:
+        clear()
     result = record.get("result") or {}
     checks = result.get("checks") or []
     if as_json:
@@ -44,3 +48,23 @@ def audit(app, as_json, as_csv=False) -> None:
     if record["status"] not in ("ok", "failed"):        # skipped or timed out: the checks do not say why
         click.echo(f"audit: {record['status']}: {record['detail']}", err=True)
     sys.exit(0 if record["status"] == "ok" else 1)
+
+
+def _progress():
+    """(show a line, clear it). On a terminal each check as it finishes overwrites the one before
+    (the table follows; a line per check would list each twice); elsewhere (a log, a pipe) every
+    line stays."""
+    err = click.get_text_stream("stderr")
+    if not err.isatty():
+        return (lambda text: click.echo(f"audit: {text}", err=True)), (lambda: None)
+    import shutil
+    width = max(20, shutil.get_terminal_size().columns - 1)
+
+    def show(text: str) -> None:
+        err.write("\r\x1b[2K" + f"audit: {text}"[:width])
+        err.flush()
+
+    def clear() -> None:
+        err.write("\r\x1b[2K")
+        err.flush()
+    return show, clear
