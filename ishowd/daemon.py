@@ -4,11 +4,18 @@ Each tick runs the due collectors (a collector that fails loses its own
 metrics for that tick, never the tick), writes one transaction, seals and
 prunes the store when an hour has passed, then runs the after-tick tasks.
 Other tasks (log ingestion, health probes, maintenance jobs) run on their
-own schedules in the worker pool. SIGTERM/SIGINT finish what is in flight,
-close the store and exit 0; SIGHUP is logged and ignored.
+own schedules in the worker pool. The first tick runs at start.
+
+Under systemd (``Type=notify``, ``ishowd/notify.py``): ``READY=1`` once the
+first tick has run, ``STATUS=`` kept current, ``WATCHDOG=1`` every half
+``WatchdogSec`` while the sampling loop advances (``_stall``), ``STOPPING=1``
+at SIGTERM. SIGTERM/SIGINT finish what is in flight, close the store and
+exit 0. SIGHUP reloads the config file (``reload``). The handlers only note the
+signal; the scheduler's own thread acts on it (``_on_wake``).
 """
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -21,30 +28,33 @@ from typing import Optional
 import click
 
 from .collectors import Collector, TickContext
-from .config import Config
+from .config import BUILTIN, Config, ConfigError, format_duration
 from .metrics import Sample
+from .notify import Notifier
 from .specs.daemon import COLLECTOR_DURATION, COLLECTOR_SUCCESS
 from .store.errors import is_storage_failure
 
 log = logging.getLogger("ishowd")
 
+# Sections no collector reads: a reload that changes only these keeps the collectors running as they are.
+NOT_COLLECTED = frozenset({"alerts", "jobs", "exporter", "logging", "sampling", "storage", "deployment"})
+# How long a reload waits for the tick in flight before giving up (a tick takes well under a second;
+# sealing an hour of a large store a few).
+RELOAD_WAIT = 30.0
+
 
 class Daemon:
     def __init__(self, config: Config):
-        from . import catalog
+        from .jobs.rotate_logs import recover
         from .store.writer import open_store
 
         self.config = config
         self.store = open_store(config)
-        self.collectors: list[Collector] = []
-        for name, cls in sorted(catalog.collectors().items()):
-            self.collectors.append(cls(config))
-        self.collectors = [c for c in self.collectors if self._setup(c)]
-        self.tasks = []
-        for name, cls in sorted(catalog.tasks().items(), key=lambda kv: (kv[1].order, kv[0])):
-            task = cls(config, self.store)
-            if self._setup(task):
-                self.tasks.append(task)
+        said = recover(self.store, config)   # a rotation a crash cut short: finished before anything reads the log
+        if said:
+            log.warning("%s", said)
+        self.collectors = self._collectors(config)
+        self.tasks = self._tasks(config)
         from .jobs.runner import JobRunner, set_up
         jobs, unavailable = set_up(config)
         for name, reason in unavailable.items():
@@ -53,7 +63,31 @@ class Daemon:
         self.ticks = 0
         self.exit_code = 0
         self._warned: set[tuple[str, str]] = set()
+        # held for a whole tick, after-tick tasks included: a reload swaps the parts between two ticks
         self._tick_lock = threading.Lock()
+        self.notifier = Notifier(None)
+        self._signals: collections.deque[int] = collections.deque()
+        self._closing = threading.Event()
+        self._ready = False
+        self._stopping = False
+        self._status_sent: Optional[str] = None
+        self._firing: list[str] = []                 # the rules firing at the last tick, for STATUS
+        self._reload_problem: Optional[str] = None
+        # monotonic times the watchdog judges the sampling loop by
+        self._loop_started = time.monotonic()
+        self._tick_began: Optional[float] = None
+        self._tick_ended: Optional[float] = None
+
+    def _collectors(self, config: Config) -> list[Collector]:
+        from . import catalog
+        made = [cls(config) for _, cls in sorted(catalog.collectors().items())]
+        return [c for c in made if self._setup(c)]
+
+    def _tasks(self, config: Config) -> list:
+        from . import catalog
+        made = [cls(config, self.store) for _, cls in sorted(catalog.tasks().items(),
+                                                                key=lambda kv: (kv[1].order, kv[0]))]
+        return [t for t in made if self._setup(t)]
 
     def _setup(self, part) -> bool:
         kind = part.kind
@@ -124,10 +158,11 @@ class Daemon:
             else:
                 self.store.write_succeeded("tick")
             self.ticks += 1
-        if after:
-            for task in self.tasks:
-                if task.after_tick:
-                    self._run_task(task, now)
+            if after:
+                for task in self.tasks:
+                    if task.after_tick:
+                        self._run_task(task, now)
+                self._firing = self._firing_now()   # here: a reload swaps the alert task between ticks
         return written or 0
 
     def _stop(self, why: str) -> None:
@@ -162,23 +197,59 @@ class Daemon:
 
     def run_forever(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
+
+        from .exporter import start as start_exporter
+        from .jobs import scheduling
+        from .notify import watchdog_timeout
+        from .schedule import SteadyScheduler
+
+        self.notifier = Notifier.from_environment()
+        watchdog = watchdog_timeout()
+        self.scheduler = SteadyScheduler(executors={"default": ThreadPoolExecutor(4),
+                                                    scheduling.EXECUTOR: ThreadPoolExecutor(scheduling.WORKERS)},
+                                         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1},
+                                         on_wake=self._on_wake)
+        self._schedule_sampling(first_delay=0)
+        self._schedule_tasks()
+        scheduling.add_jobs(self.scheduler, self.jobs)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._note_signal)
+        from .control import ControlServer, socket_path
+        self.control = ControlServer(socket_path(self.store.path), self._run_job_for_operator,
+                                     lambda: sorted(self.jobs.jobs))
+        self.control.start()
+        self.exporter = start_exporter(self.config, self.store.path, self.config.metrics)
+        log.info("sampling every %gs into %s with %s; tasks: %s; jobs: %s", self.config.sampling.interval,
+                 self.store.path, ", ".join(c.name for c in self.collectors) or "no collectors",
+                 ", ".join(t.name for t in self.tasks) or "none", ", ".join(self.jobs.enabled()) or "none")
+        self._loop_started = time.monotonic()
+        if watchdog is not None:
+            threading.Thread(target=self._watchdog, args=(watchdog,), name="ishowd-watchdog", daemon=True).start()
+        self.scheduler.start()  # returns after request_stop() and the jobs in flight have finished
+
+    # --- scheduling ----------------------------------------------------------------
+
+    def _schedule_sampling(self, first_delay: float) -> None:
+        from .schedule import MonotonicInterval
+        interval = self.config.sampling.interval
+        trigger = MonotonicInterval(interval, first_delay=first_delay)
+
+        def sample() -> None:
+            trigger.fired(trigger.slot_now())
+            self._tick_began = time.monotonic()
+            try:
+                self.tick()
+            finally:
+                self._tick_ended = time.monotonic()
+            self._after_sample()
+
+        self.scheduler.add_job(sample, trigger, id="sample", name="sample", misfire_grace_time=int(interval) or 1,
+                               replace_existing=True)
+
+    def _schedule_tasks(self) -> None:
         from apscheduler.triggers.cron import CronTrigger
 
-        from .schedule import MonotonicInterval, SteadyScheduler
-
-        interval = self.config.sampling.interval
-        from .jobs import scheduling
-        sched = SteadyScheduler(executors={"default": ThreadPoolExecutor(4),
-                                           scheduling.EXECUTOR: ThreadPoolExecutor(scheduling.WORKERS)},
-                                timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-        self.scheduler = sched
-        trigger = MonotonicInterval(interval, first_delay=0)
-
-        def sample_job() -> None:
-            trigger.fired(trigger.slot_now())
-            self.tick()
-
-        sched.add_job(sample_job, trigger, id="sample", name="sample", misfire_grace_time=int(interval) or 1)
+        from .schedule import MonotonicInterval
         for task in self.tasks:
             if task.after_tick:
                 continue
@@ -186,36 +257,12 @@ class Daemon:
             cron = task.cron()
             if every:
                 t = MonotonicInterval(every, first_delay=min(every, 1.0))
-                sched.add_job(self._task_job(task, t), t, id=task.name, name=task.name,
-                              misfire_grace_time=int(every) or 1)
+                self.scheduler.add_job(self._task_job(task, t), t, id=task.name, name=task.name,
+                                       misfire_grace_time=int(every) or 1, replace_existing=True)
             elif cron:
-                sched.add_job(self._run_task, CronTrigger(timezone=cron.pop("timezone", None), **cron),
-                              args=(task,), id=task.name, name=task.name, misfire_grace_time=3600)
-
-        def stop(signum, _frame):
-            log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
-            self.jobs.stop()  # a job running for an hour must not hold the stop up
-            sched.request_stop()
-
-        def hangup(_signum, _frame):
-            # SIGHUP's default action ends the process with no clean stop: not ours to take
-            log.warning("SIGHUP: reloading the configuration is not supported yet; restart ishowd "
-                        "to apply a changed config (sampling goes on)")
-
-        scheduling.add_jobs(sched, self.jobs)
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, hangup)
-        from .control import ControlServer, socket_path
-        self.control = ControlServer(socket_path(self.store.path), self._run_job_for_operator,
-                                     lambda: sorted(self.jobs.jobs))
-        self.control.start()
-        from .exporter import start as start_exporter
-        self.exporter = start_exporter(self.config, self.store.path, self.config.metrics)
-        log.info("sampling every %gs into %s with %s; tasks: %s; jobs: %s", interval, self.store.path,
-                 ", ".join(c.name for c in self.collectors) or "no collectors",
-                 ", ".join(t.name for t in self.tasks) or "none", ", ".join(self.jobs.enabled()) or "none")
-        sched.start()  # returns after request_stop() and the jobs in flight have finished
+                self.scheduler.add_job(self._run_task, CronTrigger(timezone=cron.pop("timezone", None), **cron),
+                                       args=(task,), id=task.name, name=task.name, misfire_grace_time=3600,
+                                       replace_existing=True)
 
     def _task_job(self, task, trigger):
         def job() -> None:
@@ -226,25 +273,257 @@ class Daemon:
     def _run_job_for_operator(self, name: str, progress) -> dict:
         return self.jobs.run(name, trigger="operator", progress=progress).as_json()
 
+    # --- what systemd is told ------------------------------------------------------------
+
+    def _after_sample(self) -> None:
+        if self.exit_code:
+            return
+        if not self._ready:
+            self._ready = True
+            self._status_sent = self.status_text()
+            self.notifier.ready(self._status_sent)
+        else:
+            self._send_status()
+
+    def _firing_now(self) -> list[str]:
+        for task in self.tasks:
+            engine = getattr(getattr(task, "evaluator", None), "engine", None)
+            if engine is not None:
+                return sorted({st.rule for st in engine.active()})
+        return []
+
+    def status_text(self) -> str:
+        """The line ``systemctl status`` shows: a refused reload first, then the interval, the store,
+        the alerts firing and the last job run."""
+        parts = []
+        if self._reload_problem:
+            parts.append(f"reload refused (the running configuration stays in force): {self._reload_problem}")
+        parts.append(f"sampling every {format_duration(self.config.sampling.interval)}")
+        if self.store.writes_failing:
+            parts.append("store writes failing (see the journal)")
+        firing = self._firing
+        if firing:
+            shown = ", ".join(firing[:3]) + (", ..." if len(firing) > 3 else "")
+            parts.append(f"{len(firing)} alert{'s' if len(firing) > 1 else ''} firing ({shown})")
+        else:
+            parts.append("no alert firing")
+        done = [r for r in list(self.jobs.last.values()) if r.finished is not None]
+        if done:
+            from .timefmt import local_time
+            last = max(done, key=lambda r: r.finished)
+            parts.append(f"last job: {last.job} {last.status} at {local_time(last.finished)}")
+        else:
+            parts.append("no job run yet")
+        return "; ".join(parts)
+
+    def _send_status(self) -> None:
+        text = self.status_text()
+        if text != self._status_sent:
+            self._status_sent = text
+            self.notifier.status(text)
+
+    def _watchdog(self, timeout: float) -> None:
+        """Ping every half ``timeout`` while the sampling loop advances; withheld, systemd ends and
+        restarts ishowd (``WatchdogSec=``, ``Restart=on-failure``) a ``timeout`` after the last ping."""
+        withheld = False
+        while not self._closing.wait(timeout / 2):
+            stall = self._stall(time.monotonic(), timeout / 2)
+            if stall is None:
+                if withheld:
+                    withheld = False
+                    log.warning("sampling advances again; watchdog pings resumed")
+                self.notifier.watchdog()
+            elif not withheld:
+                withheld = True
+                log.error("%s: the watchdog's pings are withheld, so systemd restarts ishowd", stall)
+
+    def _stall(self, now: float, grace: float) -> Optional[str]:
+        """Why the sampling loop is not advancing, or None: a tick in flight for longer than ``grace``,
+        or no tick begun for an interval and ``grace``."""
+        began, ended = self._tick_began, self._tick_ended
+        if began is not None and (ended is None or ended < began):
+            return f"the sampling tick has run for {now - began:.1f}s" if now - began > grace else None
+        since = now - (self._loop_started if began is None else began)
+        interval = self.config.sampling.interval
+        if since > interval + grace:
+            return f"no sampling tick has begun for {since:.1f}s (one is due every {format_duration(interval)})"
+        return None
+
+    # --- signals ------------------------------------------------------------------------
+
+    def _note_signal(self, signum, _frame) -> None:
+        # a handler interrupts the main thread anywhere, even holding a lock: note it, nothing more
+        self._signals.append(signum)
+
+    def _on_wake(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            if signum == signal.SIGHUP:
+                if not self._stopping:
+                    self.reload()
+            elif not self._stopping:
+                self._stopping = True
+                log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
+                self.notifier.stopping()
+                self.jobs.stop()  # a job running for an hour must not hold the stop up
+                self.scheduler.request_stop()
+
+    # --- reload -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: read the config file again and apply it. Alert states, job history and log
+        positions carry over (they are in the store, and the job runner stays). A config that
+        does not load, or changes ``[storage] path``, is refused whole: the running one stays."""
+        from .catalog import load_config
+
+        if self._ready:
+            self.notifier.reloading()
+        log.info("SIGHUP: reloading the configuration")
+        try:
+            new = load_config(None if self.config.source == BUILTIN else self.config.source)
+            self._refuse_unappliable(new)
+            self._apply(new)
+        except ConfigError as exc:
+            self._reload_problem = str(exc)
+            log.error("reload refused, the running configuration stays in force: %s", exc)
+        except Exception as exc:  # a bug must not end the daemon: say it, go on with what was applied
+            self._reload_problem = f"reload failed partway ({exc}): restart ishowd to apply the configuration"
+            log.exception("reload failed partway; restart ishowd to apply the configuration")
+        else:
+            self._reload_problem = None
+        if self._ready:
+            self._status_sent = self.status_text()
+            self.notifier.ready(self._status_sent)
+
+    def _refuse_unappliable(self, new: Config) -> None:
+        from .paths import store_path
+        path = os.path.abspath(store_path(new))
+        if path != os.path.abspath(self.store.path):
+            raise ConfigError(new.source, "[storage] path", "", detail=(
+                f"changed from {self.store.path} to {path}, which cannot be applied while ishowd runs "
+                "(restart ishowd to move to that store)"))
+
+    def _apply(self, new: Config) -> None:
+        old = self.config
+        changed = sorted(f"[{n}]" for n in set(old.sections) | set(new.sections)
+                         if old.sections.get(n) != new.sections.get(n))
+        changed += sorted(f"[[{n}]]" for n in set(old.arrays) | set(new.arrays)
+                          if old.arrays.get(n) != new.arrays.get(n))
+        if not changed:
+            log.info("configuration reloaded from %s: nothing changed", new.source)
+            return
+        tasks = self._tasks(new)   # before the swap: a new alert evaluator observes the writes from here on
+        if not self._tick_lock.acquire(timeout=RELOAD_WAIT):
+            self._retire(tasks)
+            raise ConfigError(new.source, "", "", detail=(
+                f"not applied: the sampling tick in flight has not finished within {RELOAD_WAIT:g}s"))
+        try:  # between two ticks
+            self.config = new
+            retired, self.tasks = self.tasks, tasks
+            if any(n.split(".")[0] not in NOT_COLLECTED and old.sections.get(n) != new.sections.get(n)
+                   for n in set(old.sections) | set(new.sections)):
+                # all closed before any is set up again: a collector may set process-wide state
+                # (psutil's procfs root) that closing puts back
+                for c in self.collectors:
+                    self._close(c)
+                self.collectors = self._collectors(new)
+            from .settings import hour_retention_seconds
+            self.store.raw_retention = new.storage.raw_retention
+            self.store.minute_retention = new.storage.minute_retention
+            self.store.hour_retention = hour_retention_seconds(new)
+        finally:
+            self._tick_lock.release()
+        logging.getLogger().setLevel(new.logging.level.upper())
+        self._retire(retired)
+        self._reschedule(old, new, retired)
+        self._reload_exporter(old, new)
+        log.info("configuration reloaded from %s: %s changed", new.source, ", ".join(changed))
+
+    def _reschedule(self, old: Config, new: Config, retired: list) -> None:
+        from .jobs import scheduling
+        scheduling.reschedule(self.scheduler, self.jobs, new)
+        kept = {t.name for t in self.tasks}
+        for task in retired:
+            if task.name not in kept and self.scheduler.get_job(task.name) is not None:
+                self.scheduler.remove_job(task.name)
+        self._schedule_tasks()
+        if new.sampling.interval != old.sampling.interval:
+            # the grid of the new interval goes on from the last tick, not from the reload
+            since = None if self._tick_began is None else time.monotonic() - self._tick_began
+            self._schedule_sampling(first_delay=0.0 if since is None else max(0.0, new.sampling.interval - since))
+
+    def _reload_exporter(self, old: Config, new: Config) -> None:
+        from . import exporter
+        if new.exporter.listen == old.exporter.listen:
+            if self.exporter is not None:
+                self.exporter.config = new  # its stale window follows the interval
+            return
+        if self.exporter is not None:
+            exporter.stop(self.exporter)   # first: the new address may take the same port
+        self.exporter = exporter.start(new, self.store.path, new.metrics)
+
+    def _retire(self, parts: list) -> None:
+        """Close parts no longer in use off the scheduler's thread: the alert task's hooks in flight
+        get their grace there, as at a stop."""
+        if parts:
+            threading.Thread(target=lambda: [self._close(p) for p in parts], name="ishowd-retire",
+                             daemon=True).start()
+
+    def _close(self, part) -> None:
+        try:
+            part.close()
+        except Exception as exc:
+            log.warning("closing %s: %s", part.name, exc)
+
     def close(self) -> None:
+        self._closing.set()
         if getattr(self, "control", None) is not None:
             self.control.close()
         self.jobs.stop()
         if getattr(self, "exporter", None) is not None:
-            self.exporter.shutdown()
+            from .exporter import stop
+            stop(self.exporter)
         for part in (*self.collectors, *self.tasks):
-            try:
-                part.close()
-            except Exception as exc:
-                log.warning("closing %s: %s", part.name, exc)
+            self._close(part)
         self.store.close()
+        self.notifier.close()
+
+
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def syslog_priority(levelno: int) -> int:
+    return next((prio for level, prio in _PRIORITIES if levelno >= level), 7)
+
+
+class JournalFormatter(logging.Formatter):
+    """Every line of a record led by its syslog priority (``<4>``), which journald takes off and
+    files it under (``journalctl -p warning``): a traceback's lines keep the priority too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def stderr_is_journal() -> bool:
+    """Whether stderr is the journal's stream systemd connected (``JOURNAL_STREAM`` names its
+    device and inode: a variable inherited into a terminal does not match it)."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (dev.isascii() and dev.isdigit() and ino.isascii() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
 def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
     # Under systemd the journal stamps each line; elsewhere we do.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+    handler.setFormatter(JournalFormatter("%(levelname)s %(name)s: %(message)s") if stderr_is_journal()
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
@@ -272,7 +551,7 @@ def run(config_path: Optional[str], once: bool) -> None:
         mapped = exit_for(exc)
         if mapped is None:
             raise
-        click.echo(f"ishowd: {mapped[1]}", err=True)
+        click.echo(("<3>" if stderr_is_journal() else "") + f"ishowd: {mapped[1]}", err=True)
         sys.exit(mapped[0])
     try:
         if once:

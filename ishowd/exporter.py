@@ -71,7 +71,8 @@ class _Server6(ThreadingHTTPServer):
 
 def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
     """Start serving; when the address cannot be had (in use, not this host's, a name that does
-    not resolve) log it once and carry on without it. The config has checked its form."""
+    not resolve) log it once and carry on without it. The config has checked its form. A reload
+    that keeps the address sets the server's ``config`` (the stale window follows the interval)."""
     listen = config.exporter.listen
     if not listen:
         return None
@@ -83,7 +84,7 @@ def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
     def scrape() -> str:
         reader = Reader(store_path)
         try:
-            return render(reader.current(stale_window(config)), registry)
+            return render(reader.current(stale_window(server.config)), registry)
         finally:
             reader.close()
 
@@ -93,8 +94,15 @@ def start(config, store_path: str, registry) -> ThreadingHTTPServer | None:
         log.error("exporter: cannot listen on %s (%s); /metrics is off, sampling goes on", listen, exc)
         return None
     server.daemon_threads = True
+    server.config = config  # type: ignore[attr-defined]
     server.scrape = scrape  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, name="exporter", daemon=True).start()
     # the port bound, not the one asked for: port 0 is the kernel's pick
     log.info("serving /metrics on http://%s:%d/metrics", shown_host, server.server_address[1])
     return server
+
+
+def stop(server: ThreadingHTTPServer) -> None:
+    """Stop serving and let the address go (a reload may bind it again at once)."""
+    server.shutdown()
+    server.server_close()

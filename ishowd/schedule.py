@@ -111,17 +111,23 @@ class CrontabTrigger(BaseTrigger):
 
 
 class SteadyScheduler(BlockingScheduler):
+    """``on_wake`` runs in the scheduler's own thread each time it wakes (at least every ``watch``
+    seconds), before the jobs due: work that must not run in a signal handler goes there."""
+
     def __init__(self, *args, watch: float = 1.0, wall: Callable[[], float] = time.time,
-                 mono: Callable[[], float] = time.monotonic, **kwargs):
+                 mono: Callable[[], float] = time.monotonic, on_wake: Callable[[], None] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._watch = watch
         self._wall, self._mono = wall, mono
+        self._on_wake = on_wake
         self._offset: float | None = None
         self._stop_requested = False
         self.steps = 0
 
     def request_stop(self) -> None:
-        """Safe from a signal handler: the main loop shuts down after the jobs in flight."""
+        """The main loop shuts down after the jobs in flight. Not from a signal handler: waking
+        takes a lock the interrupted thread may hold (a handler leaves a note for ``on_wake``)."""
         self._stop_requested = True
         self.wakeup()
 
@@ -139,6 +145,8 @@ class SteadyScheduler(BlockingScheduler):
                 job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
 
     def _process_jobs(self):
+        if self._on_wake is not None:
+            self._on_wake()
         if self._stop_requested:
             self._stop_requested = False
             self.shutdown(wait=True)

@@ -1,4 +1,5 @@
-"""The maintenance jobs on the daemon's scheduler: their calendar, and the runs missed while it was down.
+"""The maintenance jobs on the daemon's scheduler: their calendar, the runs missed while it was down,
+and the calendar a reload (SIGHUP) brings.
 
 Jobs run in their own small pool (``executor="jobs"``), never the one the
 sampling tick and the tasks use, so a job running for an hour delays no tick.
@@ -20,6 +21,33 @@ WORKERS = 2
 
 def add_jobs(sched, runner: JobRunner) -> None:
     """Schedule every enabled job, and once now each one whose slot passed while ishowd was down."""
+    _schedule(sched, runner)
+    now = datetime.now(timezone.utc)
+    for name, slot in runner.missed():
+        log.info("job %s: its run of %s was missed while ishowd was down; running it now", name,
+                 datetime.fromtimestamp(slot).astimezone().isoformat(timespec="minutes"))
+        sched.add_job(runner.run, args=(name,), kwargs={"trigger": "catch-up", "slot": slot},
+                      id="catch-up:" + name, name=name, executor=EXECUTOR, next_run_time=now,
+                      misfire_grace_time=None)
+
+
+def reschedule(sched, runner: JobRunner, config) -> None:
+    """SIGHUP: ``config``'s jobs on the calendar in place of the running config's. The runner stays,
+    and with it the history, the slots already run and the runs in flight (each finishes as it
+    began). No catch-up: ishowd was not down."""
+    from .cron import Crontab
+    from .runner import set_up, timezone as timezone_of
+    jobs, unavailable = set_up(config)
+    for job in sched.get_jobs():
+        if job.id.startswith("job:"):
+            job.remove()
+    runner.config, runner.tz = config, timezone_of(config)
+    runner.crontabs = {name: Crontab(job.settings.schedule) for name, job in jobs.items()}
+    runner.jobs, runner.unavailable = jobs, dict(unavailable)
+    _schedule(sched, runner)
+
+
+def _schedule(sched, runner: JobRunner) -> None:
     for name in runner.enabled():
         trigger = CrontabTrigger(runner.crontabs[name], runner.tz, runner.last_slot.get(name))
 
@@ -33,10 +61,3 @@ def add_jobs(sched, runner: JobRunner) -> None:
         # next; no misfire grace, so a run late behind another job is late, not lost
         sched.add_job(fire, trigger, id="job:" + name, name=name, executor=EXECUTOR, coalesce=True,
                       max_instances=1, misfire_grace_time=None)
-    now = datetime.now(timezone.utc)
-    for name, slot in runner.missed():
-        log.info("job %s: its run of %s was missed while ishowd was down; running it now", name,
-                 datetime.fromtimestamp(slot).astimezone().isoformat(timespec="minutes"))
-        sched.add_job(runner.run, args=(name,), kwargs={"trigger": "catch-up", "slot": slot},
-                      id="catch-up:" + name, name=name, executor=EXECUTOR, next_run_time=now,
-                      misfire_grace_time=None)

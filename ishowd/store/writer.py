@@ -206,7 +206,8 @@ class Store:
             conn.execute(sql.META_PUT, {"key": "boot_id", "value": self._boot})
             self._boot_recorded = True
         if by_ts:
-            for observe in self.observers:
+            # a snapshot: a reload adds and removes observers from other threads
+            for observe in tuple(self.observers):
                 observe(by_ts)
         return n
 

@@ -5,13 +5,10 @@ Its keys and metrics are in ``ishowd/specs/backend.py``; the work is in
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
 from ..store.errors import is_storage_failure
 from . import Task, register
-
-log = logging.getLogger("ishowd.ingest")
 
 
 @register
@@ -23,10 +20,8 @@ class LogIngest(Task):
         if not self.config.rtf.logs:
             return "[rtf] logs is empty"
         from ..backend.ingest import Ingestor
-        from ..jobs.rotate_logs import recover
-        said = recover(self.store, self.config)   # a rotation cut short: finished before anything is read
-        if said:
-            log.warning("%s", said)
+        # a rotation a crash cut short is finished by the daemon at start, before any task is set
+        # up: here, at a reload, it would take a rotation the job is making now for one cut short
         self.ingestor = Ingestor(self.config, self.store)
         return None
 
