@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -26,6 +27,11 @@ import pytest
 from conftest import entry_point, write_config
 from standin_backend import line_api
 
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "ishowd.service"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed "
+                                   "(Debian/Ubuntu: apt-get install systemd)")
 
 
 class NotifySocket:
@@ -413,3 +419,43 @@ def test_a_multiline_record_keeps_its_priority_on_every_line():
     for level, prio in ((logging.DEBUG, 7), (logging.INFO, 6), (logging.WARNING, 4), (logging.CRITICAL, 2)):
         text = formatter.format(logging.LogRecord("ishowd", level, __file__, 1, "x", None, None))
         assert text.startswith(f"<{prio}>")
+
+
+# --- the unit -------------------------------------------------------------------------------------
+
+
+def unit_settings() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_the_unit_speaks_notify_has_a_watchdog_and_reloads_by_sighup():
+    unit = unit_settings()
+    assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"]
+    assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert unit["Restart"] == ["on-failure"] and unit["RestartPreventExitStatus"] == ["78 65"]
+    assert unit["WatchdogSec"] and "PrivateDevices" not in unit
+
+
+@needs_analyze
+def test_the_unit_verifies(tmp_path):
+    """``systemd-analyze verify`` wants the ExecStart binary to exist: a copy runs the installed one."""
+    copy = tmp_path / "ishowd.service"
+    text = UNIT.read_text()
+    assert "ExecStart=/opt/ishowd/venv/bin/ishowd " in text
+    copy.write_text(text.replace("ExecStart=/opt/ishowd/venv/bin/ishowd ", f"ExecStart={entry_point('ishowd')} "))
+    done = subprocess.run([ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+
+
+@needs_analyze
+def test_the_unit_is_rated_at_most_2_0_exposed():
+    done = subprocess.run([ANALYZE, "security", "--offline=true", "--threshold=20", str(UNIT)],
+                          capture_output=True, text=True, timeout=60)
+    rating = re.search(r"Overall exposure level for ishowd\.service: (\d+\.\d)", done.stdout + done.stderr)
+    assert rating, done.stdout + done.stderr
+    assert float(rating.group(1)) <= 2.0 and done.returncode == 0, done.stdout
