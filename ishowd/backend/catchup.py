@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 import time
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import scanworker
 from .follow import Position, prefix
@@ -45,7 +45,8 @@ def catchup_workers(setting: int) -> int:
 
 
 def read_parallel(f, pos: Position, limit: int, *, workers: int, batch_bytes: int, ignore: Sequence[str],
-                  commit: Callable[[Position, scanworker.Batch], None], bench: tuple = ()) -> bool:
+                  commit: Callable[[Position, scanworker.Batch], None],
+                  bench: Optional[dict] = None) -> bool:
     """Scan ``f`` from ``pos.offset`` up to ``limit`` in ``workers`` processes; ``commit(pos, batch)`` each
     batch in file order (``pos`` set to the batch's size and time; ``commit`` moves its offset).
 

@@ -333,7 +333,32 @@ def _preview_fast(buf, m: int, text_len: int, end: int) -> int:
         return -1
 
 
-def _api_event(buf, ls: int, line_start: int, h: int, end: int, avail: int, final: bool, mt=None):
+# --- the benchmark's own requests --------------------------------------------------------
+
+# The benchmark job sends a fixed text over /api/tts; its records land in the log as any client's.
+# They are told apart by that text where the parser has already placed the preview: its text_len
+# (in the record's trusted header) is the text's, and the preview is exactly the text, so a
+# viewer's message that merely contains the sentence stays production. A lookup per record.
+
+def benchmark_texts(texts: Sequence[str]) -> dict:
+    """What ``scan_buffer(bench=...)`` takes: {text_len as logged: the previews as logged}."""
+    out: dict = {}
+    for text in texts:
+        if text:
+            cut = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + ELLIPSIS
+            key = str(len(text.encode("utf-8"))).encode()
+            out[key] = out.get(key, ()) + (cut.encode("utf-8"),)
+    return out
+
+
+def _api_source(buf, tl: bytes, start: int, stop: int, bench: dict) -> str:
+    """"benchmark" when the preview ``buf[start:stop]`` is one of the benchmark's texts, else "api"."""
+    previews = bench.get(tl) if bench else None
+    return "benchmark" if previews and buf[start:stop] in previews else "api"
+
+
+def _api_event(buf, ls: int, line_start: int, h: int, end: int, avail: int, final: bool, mt=None,
+               bench: Optional[dict] = None):
     """Parse the /api/tts event that starts at ``ls``, on the physical line that starts at
     ``line_start``. Returns (Synthesis|None, span end|status).
 
@@ -362,7 +387,8 @@ def _api_event(buf, ls: int, line_start: int, h: int, end: int, avail: int, fina
                     if ts is not None and sample_rate > 0:
                         audio = waveform_len / sample_rate
                         # tuple.__new__: the NamedTuple's own constructor is a Python function, twice as slow
-                        return _new(Synthesis, (ls, ts, "api", _NAMES.get(engine) or _name(engine),
+                        return _new(Synthesis, (ls, ts, _api_source(buf, tl, marker_end, p, bench),
+                                                _NAMES.get(engine) or _name(engine),
                                                 _NAMES.get(voice) or _name(voice), elapsed, audio,
                                                 elapsed / 1000.0 / audio if audio > 0 else None)), nl + 1
         g = (ts_b, None, voice, engine, _label, sr, wl, ms, ab, _kb, tl)
@@ -409,7 +435,8 @@ def _api_event(buf, ls: int, line_start: int, h: int, end: int, avail: int, fina
         if cut < 0 or not _TAIL_ANSI_RE.fullmatch(line_tail[cut:]):
             return None, INVALID
     audio = waveform_len / sample_rate
-    ev = Synthesis(ls, ts, "api", _name(engine), _name(voice), elapsed, audio, _rtf(elapsed, audio))
+    source = _api_source(buf, tl, marker_end, p, bench) if p >= 0 else "api"
+    ev = Synthesis(ls, ts, source, _name(engine), _name(voice), elapsed, audio, _rtf(elapsed, audio))
     return ev, nl + 1
 
 
@@ -432,59 +459,9 @@ def _chat_event(buf, ls: int, nl: int):
                             elapsed, audio, _rtf(elapsed, audio)))
 
 
-# --- the benchmark's own requests --------------------------------------------------------
-
-# The benchmark job sends a fixed text over /api/tts; its records land in the log as any client's.
-# They are told apart by that text: the record's preview must be exactly the text (it begins right
-# after the text_preview key of the record's own trusted header, and text_len, also in that header,
-# is the text's length), so a viewer's message that merely contains the sentence stays production.
-_TEXT_LEN_RE = re.compile(rb"text_len(?:\x1b\[0m\x1b\[2m)?=(?:\x1b\[0m)?(\d+) ")
-_PREVIEW_KEYS = (b"text_preview\x1b[0m\x1b[2m=\x1b[0m", b"text_preview=")
-
-
-def benchmark_texts(texts: Sequence[str]) -> tuple:
-    """What ``scan_buffer(bench=...)`` looks for: (text_len, the preview as logged) per text."""
-    out = []
-    for text in texts:
-        if text:
-            cut = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + ELLIPSIS
-            out.append((len(text.encode("utf-8")), cut.encode("utf-8")))
-    return tuple(out)
-
-
-def _tag_benchmark(buf, events: list, start: int, end: int, bench: tuple) -> None:
-    """Mark the /api/tts events whose text is one of ``bench`` as ``source="benchmark"``.
-
-    One substring search per text and batch (the texts are rare in the log); each hit is checked
-    against the event that holds it.
-    """
-    positions = None
-    for text_len, preview in bench:
-        hit = buf.find(preview, start, end)
-        while hit >= 0:
-            if positions is None:
-                positions = [ev.pos for ev in events]
-            k = bisect_right(positions, hit) - 1
-            if k >= 0:
-                ev = events[k]
-                if ev.source == "api" and _preview_at(buf, ev.pos, hit, text_len):
-                    events[k] = ev._replace(source="benchmark")
-            hit = buf.find(preview, hit + 1, end)
-
-
-def _preview_at(buf, pos: int, hit: int, text_len: int) -> bool:
-    """Does the preview of the record whose line starts at ``pos`` begin at ``hit``, with this text_len?"""
-    for key in _PREVIEW_KEYS:
-        k = hit - len(key)
-        if k > pos and buf[k:hit] == key and buf.find(b"text_preview", pos, k) < 0:
-            m = _TEXT_LEN_RE.search(buf, pos, k + len(key))
-            return m is not None and int(m.group(1)) == text_len
-    return False
-
-
 # --- the scan ------------------------------------------------------------------------
 
-def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult):
+def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult, bench: Optional[dict] = None):
     """Find synthesis events in [start, end) (whole lines; the bytes read go on to ``avail``).
 
     Returns (spans, stop): spans are (line start, end of its first line, event end), and stop < end
@@ -505,7 +482,7 @@ def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult)
             nl = end  # only when final: the buffer was given a trailing newline otherwise
         mt = api_head(buf, ls)
         if mt is not None:          # the usual /api/tts line: straight to it
-            ev, span_end = _api_event(buf, ls, ls, -1, end, avail, final, mt)
+            ev, span_end = _api_event(buf, ls, ls, -1, end, avail, final, mt, bench)
             if ev is not None:
                 events.append(ev)
                 spans.append((ls, nl + 1, span_end))
@@ -532,7 +509,7 @@ def _events(buf, start: int, end: int, avail: int, final: bool, res: ScanResult)
         api = find(b"text_preview", h, nl) >= 0     # the chat line has none (but its free text might)
         for s in starts:
             if api:
-                ev, span_end = _api_event(buf, s, ls, h, end, avail, final)
+                ev, span_end = _api_event(buf, s, ls, h, end, avail, final, bench=bench)
                 if ev is not None or span_end == NEED_MORE:
                     break
             ev = _chat_event(buf, s, nl)
@@ -643,7 +620,7 @@ def _status_digits(buf, start: int, end: int, plain: bool) -> list:
 
 
 def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = False,
-                ignore: Sequence[re.Pattern] = (), bench: tuple = ()) -> ScanResult:
+                ignore: Sequence[re.Pattern] = (), bench: Optional[dict] = None) -> ScanResult:
     """Scan ``buf[start:end]``, which begins at a line start; ``buf[start-1]`` must exist (a newline).
 
     Event positions are indexes into ``buf``. Only whole lines are
@@ -676,9 +653,7 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
         else:
             res.consumed = first - start
         return res
-    spans, decided = _events(buf, first, stop, end, final, res)
-    if bench and res.events:
-        _tag_benchmark(buf, res.events, first, decided, bench)
+    spans, decided = _events(buf, first, stop, end, final, res, bench)
     res.add("lines", "synthesis", len(res.events))
     # Noise: one pass over everything; the continuation lines of multi-line previews are taken back.
     lines = _noise_lines(buf, first, decided)
@@ -708,7 +683,7 @@ def scan_buffer(buf, start: int, end: int, *, final: bool, skip_line: bool = Fal
 
 
 def scan(data: bytes, *, final: bool = False, skip_line: bool = False,
-         ignore: Sequence[re.Pattern] = (), bench: tuple = ()) -> ScanResult:
+         ignore: Sequence[re.Pattern] = (), bench: Optional[dict] = None) -> ScanResult:
     """Scan ``data`` (which begins at a line start) — the convenient form for tests and tools."""
     buf = b"\n" + bytes(data)
     return scan_buffer(buf, 1, len(buf), final=final, skip_line=skip_line, ignore=ignore, bench=bench)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..store import sql
 from ..store.rollup import add
@@ -105,7 +105,7 @@ def init(parent: int) -> None:
 
 
 def scan_chunk(path: str, offset: int, length: int, skip_line: bool, ignore: tuple, log: str,
-               bench: tuple = ()) -> Batch:
+               bench: Optional[dict] = None) -> Batch:
     """Scan ``length`` bytes of ``path`` from ``offset`` (which is a line start) of the log ``log``
     (``bench``: the benchmark's texts, as ``logformat.benchmark_texts`` gives them)."""
     global _buf
