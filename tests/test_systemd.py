@@ -304,7 +304,8 @@ def test_sighup_reloads_carrying_alert_states_and_log_positions_and_refuses_a_ba
         append_requests(log, 2, 3)
         wait_for(lambda: query(db, "SELECT count(*) FROM rtf_records") == [(5,)], what="the two new requests")
         port = wait_for(lambda: metrics_port(err, logged), what="the exporter on its new address")
-        assert "memory_total_bytes" in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        served = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "memory_total_bytes" in served
         assert "[[alerts.rules]]" in err.read_text()[logged:] and "[sampling]" in err.read_text()[logged:]
 
         # a config that does not load: refused, said with the file and key, the running one stays
