@@ -68,6 +68,19 @@ class Reader:
             out.append(Series(sid, n, lab))
         return out
 
+    def first_ts(self) -> int | None:
+        """The stamp of the store's oldest sample; to the hour once its raw samples are pruned (the
+        hourly rollups, kept forever, hold no finer time). None for a store without samples."""
+        stamps = [self.conn.execute(sql.HEAD_MIN_TS).fetchone()[0]]
+        for sid in self._names():
+            for kind in ("raw", "1h"):
+                row = self.conn.execute(sql.CHUNKS_RANGE, {"series_id": sid, "kind": kind, "since": 0,
+                                                           "until": 1 << 62}).fetchone()
+                if row is not None:
+                    stamps.append(codec.decode(row[0])[0][0])
+        stamps = [t for t in stamps if t is not None]
+        return min(stamps) if stamps else None
+
     def metric_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute(sql.METRIC_NAMES)]
 
