@@ -25,10 +25,10 @@ def _declaring_modules() -> tuple:
     """Every module with ``KEYS``/``TABLES``/``CHECKS``/``METRICS`` declarations."""
     from . import settings
     from .alerts import rules
-    from .specs import backend, clocks, daemon, deployment, fan, gpu, host, power, thermal
+    from .specs import backend, clocks, cpufreq, daemon, deployment, engines, fan, gpu, host, power, procfs, thermal
     from . import jobs
-    return (settings, host, thermal, fan, power, gpu, clocks, backend, daemon, rules, deployment, jobs,
-            *_job_modules())
+    return (settings, host, procfs, thermal, fan, power, gpu, clocks, cpufreq, engines, backend, daemon, rules,
+            deployment, jobs, *_job_modules())
 
 
 def _job_modules() -> tuple:
@@ -72,8 +72,8 @@ def loads_config(text: str, file: str = "<string>") -> _config.Config:
 
 def collectors() -> dict:
     """Every collector class by name (imports the collector modules: the daemon's business)."""
-    from .collectors import (REGISTRY, backend, fan, gpu_memory, host, jetson_gpu, jtop,  # noqa: F401
-                             nvml, nvpmodel, power, thermal)
+    from .collectors import (REGISTRY, backend, cpufreq, engines, fan, gpu_memory, host, jetson_gpu,  # noqa: F401
+                             jtop, nvml, nvpmodel, power, procfs, thermal)
     return dict(REGISTRY.classes)
 
 

@@ -12,6 +12,8 @@ BOARDS = ("orin-jp6-locked", "orin-jp6-unlocked", "orin-jp6-capped", "orin-jp5",
           "xavier", "nano", "x86-plain", "broken-sensors")
 # The collectors of this issue; "host" (psutil) reads the real machine's CPU and is not ours.
 HARDWARE = ("jetson_gpu", "thermal", "power", "fan", "gpu_memory", "nvpmodel", "nvml", "jtop")
+# What node_exporter and jtop users look for besides: CPU clocks, devfreq engines, procfs's counters.
+HOST_SOURCES = ("cpufreq", "engines", "procfs")
 
 
 def board_root(board: str) -> Path:

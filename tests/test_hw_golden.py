@@ -14,10 +14,13 @@ import pytest
 
 from conftest import entry_point, run, write_config
 from ishowd.catalog import registry
-from hw_helpers import BOARDS, HARDWARE, board_root
+from ishowd.specs import procfs
+from hw_helpers import BOARDS, HARDWARE, HOST_SOURCES, board_root
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 HARDWARE_GROUPS = {"gpu", "thermal", "power", "fan", "clocks"}
+# The host group is mostly psutil reading the real machine; these host metrics come from the tree.
+FROM_THE_TREE = {m.name for m in procfs.METRICS}
 
 
 def normalise(status: dict) -> dict:
@@ -25,7 +28,9 @@ def normalise(status: dict) -> dict:
     metrics = []
     for m in status["metrics"]:
         meta = REGISTRY.get(m["name"])
-        if m["name"] == "ishowd_collector_success" and m["labels"].get("collector") in HARDWARE:
+        if m["name"] == "ishowd_collector_success" and m["labels"].get("collector") in HARDWARE + HOST_SOURCES:
+            pass
+        elif m["name"] in FROM_THE_TREE:
             pass
         elif meta is None or meta.group not in HARDWARE_GROUPS:
             continue
@@ -59,13 +64,15 @@ def test_golden_status(board, tmp_path, regen_golden):
 @pytest.mark.parametrize("board", BOARDS)
 def test_golden_files_hold_the_hand_computed_values(board):
     """A guard against regenerating goldens from a broken run: through the daemon and the store,
-    each board must still show exactly the values worked out by hand in test_hw_boards."""
+    each board must still show exactly the values worked out by hand in test_hw_boards and test_hw_host."""
     from test_hw_boards import EXPECTED
+    from test_hw_host import EXPECTED_HOST
     data = json.loads((GOLDEN / f"{board}.json").read_text())
     got = {(m["name"], tuple(sorted(m["labels"].items()))): m["value"]
            for m in data["metrics"] if m["name"] != "ishowd_collector_success"}
-    assert sorted(got) == sorted(EXPECTED[board])
-    for key, value in EXPECTED[board].items():
+    want = {**EXPECTED[board], **EXPECTED_HOST[board]}
+    assert sorted(got) == sorted(want)
+    for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
     assert all(m["value"] == 1.0 for m in data["metrics"] if m["name"] == "ishowd_collector_success")
 

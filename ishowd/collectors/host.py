@@ -1,4 +1,4 @@
-"""Host readings through psutil: CPU, memory, swap, free disk space.
+"""Host readings through psutil: CPU, memory, swap, free disk space and file-system size.
 
 psutil reads procfs through ``psutil.PROCFS_PATH``, which follows
 ``[host] procfs_root``.
@@ -10,7 +10,7 @@ import warnings
 from typing import Iterable
 
 from ..metrics import Sample
-from ..specs.host import CPU, DISK_FREE, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
+from ..specs.host import CPU, DISK_FREE, DISK_TOTAL, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
 from . import Collector, TickContext, register
 
 
@@ -43,7 +43,7 @@ def watched_paths(config) -> list[str]:
 @register
 class HostCollector(Collector):
     name = "host"
-    metrics = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE)
+    metrics = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE, DISK_TOTAL)
 
     def setup(self):
         import psutil
@@ -106,11 +106,10 @@ class HostCollector(Collector):
             self._mounts = self._discover_mounts()
         for m in self._mounts:
             try:
-                out.append(Sample(DISK_FREE, _free(m), {"path": m}))
+                st = os.statvfs(m)
             except OSError:
                 self._mounts = None  # re-discover next tick; this path is absent for this one
+                continue
+            out += [Sample(DISK_FREE, float(st.f_bavail * st.f_frsize), {"path": m}),
+                    Sample(DISK_TOTAL, float(st.f_blocks * st.f_frsize), {"path": m})]
         return out
-
-def _free(path: str) -> float:
-    st = os.statvfs(path)
-    return float(st.f_bavail * st.f_frsize)

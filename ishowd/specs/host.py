@@ -1,4 +1,4 @@
-"""Host metrics (psutil): CPU, memory, swap, and free disk space per watched file system.
+"""Host metrics (psutil): CPU, memory, swap, and free space and size per watched file system.
 
 Read by ``ishowd/collectors/host.py``."""
 from __future__ import annotations
@@ -12,5 +12,6 @@ MEM_TOTAL = declare("memory_total_bytes", "bytes", "Physical memory.")
 SWAP_USED = declare("swap_used_bytes", "bytes", "Swap in use.")
 DISK_FREE = declare("disk_free_bytes", "bytes", "Free space on the file system holding the path, for unprivileged users.",
                     ("path",))
+DISK_TOTAL = declare("disk_total_bytes", "bytes", "Size of the file system holding the path.", ("path",))
 
-METRICS = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE)
+METRICS = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE, DISK_TOTAL)
