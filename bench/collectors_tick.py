@@ -3,7 +3,7 @@
 
     python bench/collectors_tick.py [--board orin-jp6-locked] [--ticks 20000]
 
-Sets up jetson_gpu, thermal, power, fan, gpu_memory and nvpmodel with
+Sets up jetson_gpu, thermal, power, fan, gpu_memory, nvpmodel, cpufreq, engines and procfs with
 ``[host] sysfs_root``/``procfs_root`` at ``tests/fixtures/sysfs/<board>``
 (discovery and the one ``nvpmodel -q`` happen in setup, as in the daemon),
 then calls every ``collect()`` N times and prints the CPU time
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from ishowd import catalog  # noqa: E402
 from ishowd.collectors import TickContext  # noqa: E402
 
-JETSON = ("jetson_gpu", "thermal", "power", "fan", "gpu_memory", "nvpmodel")
+JETSON = ("jetson_gpu", "thermal", "power", "fan", "gpu_memory", "nvpmodel", "cpufreq", "engines", "procfs")
 
 
 def main() -> int:
