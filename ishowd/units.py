@@ -58,3 +58,67 @@ def humanize(value: float | None, unit: str) -> str:
     if unit == "count":
         return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
     return f"{value:.3g}"
+
+
+# Decimal places a reading of each unit carries: what its sources resolve (sysfs millidegrees,
+# microwatts from millivolts times milliamperes, whole bytes, hertz and RPM, microsecond timings,
+# a fan's PWM step of 1/255 to a hundredth of a percent), so a sum or a scaling done in binary
+# floating point does not print as 0.32999999999999996.
+DECIMALS = {"bytes": 0, "hertz": 0, "rpm": 0, "celsius": 3, "watts": 6, "percent": 2, "seconds": 6,
+            "ratio": 4, "boolean": 0, "count": 0}
+# A mean of such readings resolves finer than one of them (a boolean's mean is the share of time it held).
+MEAN_DECIMALS = 3
+
+
+def resolved(value: float | None, unit: str, *, mean: bool = False) -> float | None:
+    """``value`` rounded to what a reading of ``unit`` resolves (finer for a mean); JSON's null for
+    NaN and infinity, as ``finite``."""
+    value = finite(value)
+    if value is None:
+        return None
+    return round(float(value), DECIMALS.get(unit, 4) + (MEAN_DECIMALS if mean else 0))
+
+
+def ago(seconds: float) -> str:
+    """An age as ``systemctl status`` tells it, to two units at most: 42s, 7m, 3h 5m, 2d 4h."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h}h {m}m" if m else f"{h}h"
+    d, h = divmod(s // 3600, 24)
+    return f"{d}d {h}h" if h else f"{d}d"
+
+
+def column_format(values, unit: str):
+    """One formatter for a table column of readings in ``unit``: one scale (the largest value's)
+    and one precision for every cell, so a column reads down (1.0 GiB over 0.5 GiB, not 512 MiB)."""
+    biggest = max((abs(v) for v in values if v is not None and finite(v) is not None), default=None)
+    if biggest is None or unit not in ("bytes", "hertz", "watts", "seconds"):
+        return lambda v: humanize(v, unit)
+    if unit == "seconds":
+        scale, sym, digits = (1e-6, "µs", 0) if biggest < 1e-3 else (1e-3, "ms", 1) if biggest < 1 else (1, "s", 2)
+    elif unit == "bytes":
+        i = 0
+        while biggest >= 1024 and i < len(_BINARY) - 1:
+            biggest /= 1024
+            i += 1
+        scale, sym, digits = 1024 ** i, _BINARY[i], 0 if i == 0 else 1
+    else:
+        i = 0
+        while biggest >= 1000 and i < len(_DECIMAL) - 1:
+            biggest /= 1000
+            i += 1
+        scale, sym = 1000 ** i, _DECIMAL[i] + UNITS[unit]
+        digits = 2 if unit == "hertz" and i >= 2 else 1 if i else (2 if unit == "watts" else 0)
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if finite(v) is None:
+            return str(v)
+        return f"{v / scale:.{digits}f} {sym}"
+    return fmt

@@ -88,7 +88,7 @@ def test_history_label_filter_and_csv(populated):
     result = invoke("--config", str(cfg), "history", "disk_free_bytes", "--label", "path=/ssd", "--step", "1h",
                     "--since", "2h", "--csv")
     rows = list(csv.DictReader(io.StringIO(result.output)))
-    assert rows and {r["labels"] for r in rows} == {"path=/ssd"}
+    assert rows and {r["labels.path"] for r in rows} == {"/ssd"}
     assert {float(r["mean"]) for r in rows} == {7e9}
 
 

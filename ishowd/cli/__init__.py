@@ -40,7 +40,7 @@ class LazyGroup(click.Group):
         if where is None:
             return None
         module = importlib.import_module(f"{__name__}.{where[0]}")
-        return getattr(module, where[1])
+        return accept_config(getattr(module, where[1]))
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         # click suggests the closest name from the commands it holds, which a lazy group has none
@@ -55,9 +55,29 @@ class LazyGroup(click.Group):
         raise NoSuchCommand(name, possibilities=list(COMMANDS), ctx=ctx)
 
 
+CONFIG_HELP = "Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults)."
+
+
+def _set_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        ctx.ensure_object(AppContext).use(value)
+
+
+def accept_config(cmd: click.Command) -> click.Command:
+    """Give ``cmd`` (and, for a group, each command in it) ``--config`` of its own, so it may follow
+    the subcommand (``ishowctl status --config X``) as ``ishowd run --config X`` takes it; eager, so
+    it is set before the command loads anything."""
+    if not any(p.name == "config_after" for p in cmd.params):
+        cmd.params.append(click.Option(["--config", "config_after"], metavar="PATH", expose_value=False,
+                                       is_eager=True, callback=_set_config, help=CONFIG_HELP))
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            accept_config(sub)
+    return cmd
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH", envvar=None,
-              help="Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults).")
+@click.option("--config", "config_path", metavar="PATH", envvar=None, help=CONFIG_HELP)
 @click.version_option(package_name="ishowd")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:

@@ -20,6 +20,8 @@ from .output import Column, emit, output_options
 from .status_view import StatusView
 
 NAGIOS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+ACTIVE_FIELDS = ("rule", "severity", "state", "since", "value", "labels", "summary", "metric", "active_since")
+EVENT_FIELDS = ("ts", "rule", "state", "severity", "value", "labels", "metric", "since", "summary", "hooks")
 
 
 def _human(config, value, metric: str, aggregate: str | None = None) -> str:
@@ -53,17 +55,19 @@ def _val(v) -> str:
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also the history: every firing and resolving, with hook runs.")
-@click.option("--limit", default=50, show_default=True, metavar="N",
+@click.option("--limit", default=50, show_default=True, metavar="N", type=click.IntRange(min=0),
               help="With --all: the newest N events (0: all of them).")
-@output_options(csv_ok=False)
+@output_options
 @pass_app
-def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
+def alerts(app, show_all: bool, limit: int, output) -> None:
     """Active alerts: firing, and pending (holding, not yet for long enough).
 
     JSON: a list of {rule, severity, state, since, value, labels, summary, metric,
     active_since}; with --all an object {"active": [...], "history": [...]}, each
     event {ts, rule, state, severity, value, labels, metric, since, summary, hooks}
     and each hook run {hook, attempt, started, seconds, status, exit_code, output}.
+    CSV: the active alerts, or with --all the events (hook runs as JSON in one
+    cell), a column per label key (labels.<key>).
     """
     from ..alerts import state
 
@@ -75,10 +79,15 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
     finally:
         reader.close()
     rules = _rules(config)
-    if as_json:
+    if output.json:
         act = [a.as_json() for a in active]
         value = {"active": act, "history": [e.as_json() for e in events]} if show_all else act
-        emit([], [], as_json=True, json_value=value)
+        emit([], [], output, json_value=value)
+        return
+    if output.csv:   # one header per CSV: with --all the events, which name the alerts they end or start
+        rows = [e.as_json() for e in events] if show_all else [a.as_json() for a in active]
+        keys = (EVENT_FIELDS if show_all else ACTIVE_FIELDS)
+        emit(rows, [Column(k) for k in keys], output)
         return
     rows = [{"rule": a.rule + _labels_text(a.labels), "severity": a.severity, "state": a.state,
              "since": local_time(a.since),
@@ -86,7 +95,7 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
              "summary": a.summary} for a in active]
     emit(rows, [Column("rule", "RULE"), Column("severity", "SEVERITY"), Column("state", "STATE"),
                 Column("since", "SINCE"), Column("value", "VALUE"), Column("summary", "SUMMARY")],
-         empty="no active alerts")
+         output, empty="no active alerts")
     if not show_all:
         return
     click.echo("")
@@ -99,7 +108,7 @@ def alerts(app, show_all: bool, limit: int, as_json: bool) -> None:
                      "hooks": hooks})
     emit(hist, [Column("ts", "TIME"), Column("rule", "RULE"), Column("state", "EVENT"),
                 Column("severity", "SEVERITY"), Column("value", "VALUE"), Column("hooks", "HOOKS")],
-         empty="no alert history")
+         output, empty="no alert history")
 
 
 def _hooks_text(runs: list[dict]) -> list[str]:
@@ -257,6 +266,8 @@ def status_alerts(view: StatusView) -> None:
         else:
             lines.append(line)
     pending = [a for a in active if a.state == "pending"]
+    # apart from "alerts", which scripts read as what is firing
+    view.data["pending"] = [a.as_json() for a in pending]
     if pending:
         lines.append("pending: " + ", ".join(f"{a.rule}{_labels_text(a.labels)} since {local_time(a.active_since)}"
                                              for a in pending))

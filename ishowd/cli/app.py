@@ -12,6 +12,12 @@ class AppContext:
         self.config_path = config_path
         self._config = None
 
+    def use(self, config_path: str) -> None:
+        """The config named after the subcommand; it wins over one named before it, as the last
+        of a repeated option does."""
+        self.config_path = config_path
+        self._config = None
+
     @property
     def config(self):
         if self._config is None:

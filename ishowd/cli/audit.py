@@ -12,19 +12,19 @@ FIELDS = ("check", "group", "passed", "detail", "seconds")
 
 
 @click.command()
-@output_options(csv_ok=False)
+@output_options
 @pass_app
-def audit(app, as_json, as_csv=False) -> None:
+def audit(app, output) -> None:
     """Run the audit's 15 checks now: pre-flight, performance, functional, system, optimisation.
 
     Through the running daemon when one is up, else in this process; recorded
     as a run of the audit job (`ishowctl jobs history --job audit`). One line
     per check, then N/15 passed; checks go to stderr as they finish. Exit 0 when
     every check passed, 1 otherwise. --json: a list of {check, group, passed,
-    detail, seconds}.
+    detail, seconds}; --csv the same columns.
     """
     from .jobs import run_job
-    from .output import table
+    from .output import Column, emit, table
 
     progress, clear = _progress()
     try:
@@ -33,9 +33,8 @@ def audit(app, as_json, as_csv=False) -> None:
         clear()
     result = record.get("result") or {}
     checks = result.get("checks") or []
-    if as_json:
-        import json
-        click.echo(json.dumps([{k: c.get(k) for k in FIELDS} for c in checks], ensure_ascii=False, indent=2))
+    if output.format != "table":
+        emit([{k: c.get(k) for k in FIELDS} for c in checks], [Column(k) for k in FIELDS], output)
     else:
         if checks:
             click.echo(table([["✓" if c["passed"] else "✗", c["group"], f"{c['seconds']:.2f}s", c["check"],

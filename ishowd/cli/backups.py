@@ -40,9 +40,9 @@ def backups() -> None:
 
 
 @backups.command("list")
-@output_options(csv_ok=False)
+@output_options
 @pass_app
-def list_backups(app, as_json) -> None:
+def list_backups(app, output) -> None:
     """Every backup, newest first: id, when it was made, files and bytes."""
     from ..backups import BackupError
     backup_dir = _open(app)
@@ -54,7 +54,7 @@ def list_backups(app, as_json) -> None:
             for b in found]
     emit(rows, [Column("id"), Column("created", fmt=lambda v, r: local_time(r["_epoch"])), Column("files"),
                 Column("bytes", "size", fmt=lambda v, r: _size(v))],
-         as_json=as_json, empty=f"no backups in {backup_dir.s.dir}")
+         output, empty=f"no backups in {backup_dir.s.dir}")
 
 
 @backups.command()

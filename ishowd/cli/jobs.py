@@ -8,6 +8,7 @@ import click
 
 from ..timefmt import iso, local_time
 from .app import pass_app
+from .history import WHEN
 from .output import Column, emit, output_options
 
 
@@ -27,9 +28,9 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@output_options(csv_ok=False)
+@output_options
 @pass_app
-def list_jobs(app, as_json, as_csv=False) -> None:
+def list_jobs(app, output) -> None:
     """Every maintenance job: schedule, next run, last run and its outcome."""
     from .. import catalog
     from ..jobs.cron import Crontab
@@ -61,25 +62,21 @@ def list_jobs(app, as_json, as_csv=False) -> None:
                      "last": None if run is None else run.as_json(),
                      "_next": "disabled" if nxt is None else local_time(nxt),
                      "_last": "never" if run is None else f"{run.status} {local_time(run.started)}: {run.detail}"})
-    emit(rows, [Column("job"), Column("schedule"), Column("_next", "next"), Column("_last", "last run")],
-         as_json=as_json)
+    emit(rows, [Column("job"), Column("schedule"), Column("_next", "next"), Column("_last", "last run")], output)
 
 
 @jobs.command("history")
 @click.option("--job", "job_name", metavar="NAME", help="Only this job's runs.")
-@click.option("--since", default="30d", show_default=True, help="A duration ago, or an ISO time.")
-@output_options(csv_ok=False)
+@click.option("--since", default="30d", type=WHEN, show_default=True, help="A duration ago, or an ISO time.")
+@output_options
 @pass_app
-def history(app, job_name, since, as_json, as_csv=False) -> None:
+def history(app, job_name, since, output) -> None:
     """Past job runs, oldest first."""
-    from .history import parse_when
-
     if job_name is not None and job_name not in _job_names(app):
         raise click.BadParameter(f"no job {job_name!r} (jobs: {', '.join(_job_names(app))})", param_hint="--job")
-    start = parse_when(since, time.time())
     reader = app.reader()
     try:
-        runs = [r for r in _runs(reader.job_runs(start * 1_000_000)) if job_name in (None, r.job)]
+        runs = [r for r in _runs(reader.job_runs(since * 1_000_000)) if job_name in (None, r.job)]
     finally:
         reader.close()
     rows = []
@@ -90,14 +87,14 @@ def history(app, job_name, since, as_json, as_csv=False) -> None:
         d["_took"] = "" if r.finished is None else f"{r.finished - r.started:.1f}s"
         rows.append(d)
     emit(rows, [Column("_started", "started"), Column("job"), Column("status"), Column("_took", "took"),
-                Column("detail")], as_json=as_json, empty="no job runs in that range")
+                Column("detail")], output, empty="no job runs in that range")
 
 
 @jobs.command("run")
 @click.argument("name")
-@output_options(csv_ok=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the recorded run as JSON.")
 @pass_app
-def run(app, name, as_json, as_csv=False) -> None:
+def run(app, name, as_json) -> None:
     """Run job NAME now: through the running daemon when one is up, else in this process.
 
     Progress goes to stderr; the outcome to stdout. Exit 0 when the run ended

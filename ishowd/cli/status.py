@@ -7,6 +7,7 @@ its lines of text. ``providers()`` lists them, in the order they are shown.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Callable
 
@@ -15,9 +16,12 @@ import click
 from ..metrics import labels_text
 from ..settings import stale_window
 from ..timefmt import iso, local_time
-from ..units import finite, humanize
+from ..units import ago, humanize, resolved
 from .app import pass_app
+from .output import output_options
 from .status_view import StatusView
+
+NOT_WRITING = 3   # as `systemctl status` exits for a unit that is not running
 
 
 def providers() -> tuple[Callable[[StatusView], None], ...]:
@@ -42,7 +46,8 @@ def build(config, reader, now: float) -> StatusView:
     metrics = []
     for row in latest:
         m = registry.get(row.name)
-        metrics.append({"name": row.name, "labels": row.labels, "value": finite(row.value),
+        metrics.append({"name": row.name, "labels": row.labels,
+                        "value": resolved(row.value, m.unit if m else "ratio"),
                         "unit": m.unit if m else None, "ts": iso(row.ts)})
     data = {
         "host": os.uname().nodename,  # what socket.gethostname() returns, without importing socket
@@ -53,6 +58,7 @@ def build(config, reader, now: float) -> StatusView:
                    "writing": age is not None and age.seconds is not None and age.seconds <= 3 * interval},
         "metrics": metrics,
         "alerts": [],
+        "pending": [],
         "rtf": {"count": 0, "mean": None, "p95": None},
     }
     view = StatusView(config, reader, now, data, latest)
@@ -82,7 +88,7 @@ def render(view: StatusView) -> str:
             head = (f"last sample stamped {d['ahead_seconds']:.0f}s in the future (the clock stepped back?), "
                     f"every {d['interval_seconds']:g}s: {state}")
         else:
-            head = f"last sample {d['age_seconds']:.0f}s ago, every {d['interval_seconds']:g}s: {state}"
+            head = f"last sample {ago(d['age_seconds'])} ago, every {d['interval_seconds']:g}s: {state}"
     out.append(f"ishowd on {view.data['host']}: {head}")
     out.append(f"store {d['store']}")
     if view.top:
@@ -98,11 +104,17 @@ def render(view: StatusView) -> str:
             continue
         groups.setdefault(group, []).append(
             [row.name + labels_text(row.labels), _reading(row, m)])
-    for group in sorted(groups, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
+    # a section of a provider named as a group ("rtf": the last hour's figures) goes under the
+    # group's readings, one heading for both
+    sections = dict(view.sections)
+    for group in sorted(set(groups) | (set(sections) & set(GROUP_ORDER)),
+                        key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g)):
         out.append("")
         out.append(group.upper())
-        out.append(table(groups[group]))
-    for title, lines in view.sections:
+        if group in groups:
+            out.append(table(groups[group]))
+        out += sections.pop(group, [])
+    for title, lines in sections.items():
         out.append("")
         out.append(title.upper())
         out += lines
@@ -124,18 +136,28 @@ def render(view: StatusView) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (the contract's shape).")
+@output_options
 @pass_app
-def status(app, as_json: bool) -> None:
-    """Current readings, GPU lock, recent RTF, active alerts, daemon health."""
-    import json
+def status(app, output) -> None:
+    """Current readings, GPU lock, recent RTF, active alerts, daemon health.
+
+    Exits 3 when the daemon is not writing (no sample for three sampling
+    intervals, or none at all), as `systemctl status` does for a stopped
+    unit, after printing what the store holds. --csv: the readings alone
+    (name, labels.<key>..., value, unit, ts).
+    """
+    from .output import Column, emit, print_json
 
     reader = app.reader()
     try:
         view = build(app.config, reader, time.time())
     finally:
         reader.close()
-    if as_json:
-        click.echo(json.dumps(view.data, ensure_ascii=False, indent=2, allow_nan=False))
+    if output.json:
+        print_json(view.data)
+    elif output.csv:
+        emit(view.data["metrics"], [Column(k) for k in ("name", "labels", "value", "unit", "ts")], output)
     else:
         click.echo(render(view))
+    if not view.data["daemon"]["writing"]:
+        sys.exit(NOT_WRITING)
