@@ -280,3 +280,29 @@ def test_rtf_weekly_and_alerts_print_csv(tmp_path):
     assert rows[-1]["count"] == "3" and rows[-1]["complete"] == "false"
     proc = ctl(cfg, "alerts", "--csv")
     assert proc.returncode == 0 and proc.stdout.splitlines()[0].startswith("rule,severity,state,since"), proc.stdout
+
+
+def test_config_check_validates_without_starting_anything(tmp_path):
+    good = write_config(tmp_path, '[sampling]\ninterval = "15s"\n')
+    proc = run(entry_point("ishowctl"), "config", "check", str(good))
+    assert (proc.returncode, proc.stdout) == (0, f"{good}: ok\n"), proc.stderr
+    assert not (tmp_path / "ishowd.db").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sampling]\ninterval = "10x"\n')
+    proc = run(entry_point("ishowctl"), "config", "check", str(bad))
+    assert proc.returncode == 78 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "bad.toml: [sampling] interval" in proc.stderr, proc.stderr
+    # with no PATH, the config ishowctl reads, named before or after the subcommand
+    assert run(entry_point("ishowctl"), "config", "check", "--config", str(bad)).returncode == 78
+
+
+def test_config_check_show_prints_the_effective_config_which_loads_again(tmp_path):
+    cfg = write_config(tmp_path, '[sampling]\ninterval = "15s"\n')
+    shown = run(entry_point("ishowctl"), "config", "check", "--show", str(cfg))
+    assert shown.returncode == 0 and '[sampling]\ninterval = "15s"\n' in shown.stdout, shown.stdout
+    assert "[[alerts.rules]]" in shown.stdout   # the built-in rules, filled in
+    again = tmp_path / "effective.toml"
+    again.write_text(shown.stdout)
+    proc = run(entry_point("ishowctl"), "config", "check", "--show", str(again))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1:] == shown.stdout.splitlines()[1:]   # all but the line naming the file

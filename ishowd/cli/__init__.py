@@ -21,6 +21,7 @@ COMMANDS = {
     "audit": ("audit", "audit"),
     "backups": ("backups", "backups"),
     "check": ("alerts", "check"),
+    "config": ("configcmd", "config"),
     "db": ("db", "db"),
     "history": ("history", "history"),
     "jobs": ("jobs", "jobs"),
