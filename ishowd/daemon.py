@@ -456,7 +456,7 @@ class Daemon:
         from . import exporter
         if new.exporter.listen == old.exporter.listen:
             if self.exporter is not None:
-                self.exporter.config = new  # its stale window follows the interval
+                exporter.update(self.exporter, new)  # the stale window, and TLS read anew
             return
         if self.exporter is not None:
             exporter.stop(self.exporter)   # first: the new address may take the same port

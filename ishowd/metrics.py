@@ -36,20 +36,27 @@ class Metric(NamedTuple):
     unit: str
     help: str
     labels: tuple = ()
-    # "gauge" for a reading, "counter" for a running total (an exporter needs this).
+    # "gauge" for a reading, "counter" for a running total (an exporter needs this); "histogram"
+    # for a per-event value: stored as samples like a gauge, exported as buckets over ``buckets``.
     kind: str = "gauge"
     # The group `ishowctl status` shows the metric under (host, gpu, thermal, ...).
     group: str = "host"
+    # A histogram's upper bounds, ascending (+Inf is implied).
+    buckets: tuple = ()
 
 
 def declare(name: str, unit: str, help: str, labels: Iterable[str] = (), *,
-            kind: str = "gauge", group: str = "host") -> Metric:
+            kind: str = "gauge", group: str = "host", buckets: Iterable[float] = ()) -> Metric:
     """A ``Metric``, checked; a module lists the ones it declares in its ``METRICS`` for the catalog."""
     if unit not in UNITS:
         raise ValueError(f"metric {name}: unknown unit {unit!r}")
-    if kind not in ("gauge", "counter"):
-        raise ValueError(f"metric {name}: kind must be gauge or counter")
-    return Metric(name, unit, help, tuple(labels), kind, group)
+    if kind not in ("gauge", "counter", "histogram"):
+        raise ValueError(f"metric {name}: kind must be gauge, counter or histogram")
+    buckets = tuple(float(b) for b in buckets)
+    if (kind == "histogram") != bool(buckets) or list(buckets) != sorted(set(buckets)) \
+            or any(b != b or b == float("inf") for b in buckets):
+        raise ValueError(f"metric {name}: a histogram, and only one, has finite buckets in ascending order")
+    return Metric(name, unit, help, tuple(labels), kind, group, buckets)
 
 
 class Registry(dict):

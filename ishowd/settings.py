@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .config import ConfigError, Key, format_duration, parse_duration
+from .config import ConfigError, Key, format_duration, parse_duration, shown
 
 # Retention: at least an hour (sealing works an hour at a time), at most ten years ("forever"
 # is how the hour rollups are kept longer).
@@ -48,6 +48,12 @@ KEYS = {
     },
     "exporter": {
         "listen": Key("listen", "127.0.0.1:9733", 'address of the Prometheus /metrics endpoint; "" turns it off'),
+        "tls_cert": Key("path", "", "the server's certificate (PEM, its chain after it): /metrics over HTTPS; "
+                        "needed beyond loopback"),
+        "tls_key": Key("path", "", "the certificate's private key (PEM)"),
+        "client_ca": Key("path", "", "CA certificates (PEM): when set, a scraper must present a certificate they "
+                         "signed"),
+        "plaintext": Key("bool", False, "true: serve plain HTTP beyond loopback too"),
     },
     "logging": {
         "level": Key("str", "info", "the daemon's log level", choices=("debug", "info", "warning", "error")),
@@ -76,4 +82,56 @@ def _check_retention(cfg) -> None:
                                      "(raw <= minute <= hour)")
 
 
-CHECKS = (_check_retention,)
+def _loopback(host: str) -> bool:
+    import socket
+    host = host.strip("[]")
+    if host == "localhost" or host.startswith("127."):
+        return True
+    try:
+        return socket.inet_pton(socket.AF_INET6, host) == socket.inet_pton(socket.AF_INET6, "::1")
+    except OSError:
+        return False
+
+
+def _check_exporter(cfg) -> None:
+    """Beyond loopback a scrape crosses a network: TLS from the configured files, unless plain HTTP
+    is asked for by name. The files are read here, so a bad one stops the load, not the exporter."""
+    ex = cfg.exporter
+    if ex.client_ca and not ex.tls_cert:
+        raise ConfigError(cfg.source, "[exporter] client_ca", "", detail="client certificates need TLS: set "
+                          "tls_cert and tls_key too")
+    if bool(ex.tls_cert) != bool(ex.tls_key):
+        raise ConfigError(cfg.source, "[exporter] tls_cert/tls_key", "", detail="the two go together: set both "
+                          "(or neither, for plain HTTP on loopback)")
+    if ex.listen and not ex.tls_cert and not ex.plaintext and not _loopback(ex.listen.rpartition(":")[0]):
+        raise ConfigError(cfg.source, "[exporter] listen", "", detail=f"{shown(ex.listen)} is beyond loopback: set "
+                          "[exporter] tls_cert and tls_key (and client_ca to require client certificates), "
+                          "or plaintext = true on a private network")
+    if not ex.tls_cert:
+        return
+    import ssl
+    for key in ("tls_cert", "tls_key", "client_ca"):
+        path = ex[key]
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise ConfigError(cfg.source, f"[exporter] {key}", "", detail=f"cannot read {shown(path)}: "
+                              f"{exc.strerror or exc}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(ex.tls_cert, ex.tls_key)
+    except ssl.SSLError as exc:
+        raise ConfigError(cfg.source, "[exporter] tls_cert/tls_key", "", detail=f"not a PEM certificate and "
+                          f"its private key ({exc.reason or exc})") from None
+    if ex.client_ca:
+        try:
+            context.load_verify_locations(ex.client_ca)
+        except ssl.SSLError as exc:
+            raise ConfigError(cfg.source, "[exporter] client_ca", "", detail=f"not PEM CA certificates "
+                              f"({exc.reason or exc})") from None
+
+
+CHECKS = (_check_retention, _check_exporter)

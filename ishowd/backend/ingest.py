@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import stat
 import threading
 import time
+from bisect import bisect_left
 from operator import itemgetter
 from typing import Optional
 
@@ -56,6 +58,28 @@ from .scanworker import COLUMN
 # hourly aggregates are keyed (engine, voice, source, hour): the metric's labels must be in that order.
 assert TTS_RTF.labels == ("engine", "voice", "source")
 _SAMPLE_OF_ROW = itemgetter(*(COLUMN[c] for c in ("ts", "rtf") + TTS_RTF.labels))
+
+_BOUNDS = TTS_RTF.buckets + (math.inf,)
+_SERIES_OF_ROW = itemgetter(*(COLUMN[c] for c in TTS_RTF.labels))
+_RTF = COLUMN["rtf"]
+
+
+def _histogram_rows(rows) -> list[tuple]:
+    """The observations of ``rows`` per series and bucket, as ``sql.RTF_HISTOGRAM_ADD`` rows."""
+    found: dict = {}
+    for row in rows:
+        v = row[_RTF]
+        if v is None:           # empty audio: no RTF to observe
+            continue
+        key = _SERIES_OF_ROW(row) + (_BOUNDS[bisect_left(_BOUNDS, v)],)
+        agg = found.get(key)
+        if agg is None:
+            found[key] = [1, v]
+        else:
+            agg[0] += 1
+            agg[1] += v
+    return [key + (n, total) for key, (n, total) in found.items()]
+
 
 log = logging.getLogger("ishowd.ingest")
 
@@ -259,8 +283,16 @@ class Ingestor:
         pos.skip_line = int(batch.skip_line)
         with self.store.transaction() as conn:
             if rows:
-                cur = conn.executemany(sql.RTF_INSERT, rows)
-                dup = len(rows) - cur.rowcount
+                # the histogram counts only the rows inserted: with a duplicate among them, the
+                # batch is inserted again row by row to learn which
+                conn.execute("SAVEPOINT records")
+                inserted = rows
+                if conn.executemany(sql.RTF_INSERT, rows).rowcount != len(rows):
+                    conn.execute("ROLLBACK TO records")
+                    inserted = [row for row in rows if conn.execute(sql.RTF_INSERT, row).rowcount]
+                conn.execute("RELEASE records")
+                conn.executemany(sql.RTF_HISTOGRAM_ADD, _histogram_rows(inserted))
+                dup = len(rows) - len(inserted)
                 if dup:
                     counters.append({"name": "ingest", "label": "duplicates", "value": dup})
                 # the store puts each sample in the tier its age belongs to (a backlog's old ones

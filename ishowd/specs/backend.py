@@ -104,9 +104,19 @@ def _check_logs(cfg) -> None:
         raise ConfigError(cfg.source, "[rtf] logs", "a list of distinct paths", cfg.rtf.logs)
 
 
+# Bounds that resolve the targets (0.30 baseline, 0.20 goal, 0.15 stretch) and the 0.35 alert, then
+# coarser ones for a backend gone wrong. Migration 0006 made the store's buckets from these.
+RTF_BUCKETS = (0.15, 0.20, 0.25, 0.30, 0.35, 0.5, 1, 2, 5)
+
+# Stored as one sample per synthesis (status, history, the alert rules read those); /metrics serves
+# it as a histogram over every record in the store (``store.reader.Reader.rtf_histogram``), so a
+# restart is no counter reset, with the newest value beside it as ``tts_rtf_last``.
 TTS_RTF = declare("tts_rtf", "ratio", "Real-time factor of one synthesis: wall time over audio time (lower is "
                   "faster; the first request after a backend start includes model compilation).",
-                  ("engine", "voice", "source"), group="rtf")
+                  ("engine", "voice", "source"), kind="histogram", group="rtf", buckets=RTF_BUCKETS)
+# A histogram and a gauge cannot share a name in one exposition.
+TTS_RTF_LAST = declare("tts_rtf_last", "ratio", "Real-time factor of the newest synthesis (tts_rtf's latest sample).",
+                       ("engine", "voice", "source"), group="rtf")
 LOG_ERRORS = declare("backend_log_errors_total", "count",
                      "Error lines in the backend log: WARN and ERROR tracing lines (level warn/error) and other "
                      "lines saying error, exception or failed (level other), less [rtf] ignore_errors.",
@@ -128,4 +138,4 @@ COMPILE_FALLBACKS = declare("backend_compile_fallbacks_total", "count",
 
 KEYS = {"backend": KEYS_BACKEND, "rtf": KEYS_RTF}
 CHECKS = (_check_logs,)
-METRICS = (BACKEND_UP, BACKEND_RSS, TTS_RTF, LOG_ERRORS, HTTP_REQUESTS, STARTS, LOG_LINES, COMPILE_FALLBACKS)
+METRICS = (BACKEND_UP, BACKEND_RSS, TTS_RTF, TTS_RTF_LAST, LOG_ERRORS, HTTP_REQUESTS, STARTS, LOG_LINES, COMPILE_FALLBACKS)

@@ -227,6 +227,18 @@ class Reader:
         return result
 
 
+    # --- the RTF histogram -----------------------------------------------------------
+
+    def rtf_histogram(self) -> dict[tuple[str, str, str], dict[float, tuple[int, float]]]:
+        """Every record's RTF so far, per (engine, voice, source): bucket upper bound (inf for the
+        last) -> (observations in it, their sum), only the buckets that have any."""
+        out: dict = {}
+        if self.revision < "0006":
+            return out
+        for engine, voice, source, le, count, total in self.conn.execute(sql.RTF_HISTOGRAM_ALL):
+            out.setdefault((engine, voice, source), {})[le] = (count, total)
+        return out
+
     # --- maintenance jobs ------------------------------------------------------------
 
     def job_runs(self, since_us: int = 0) -> list:

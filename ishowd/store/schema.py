@@ -183,3 +183,21 @@ job_runs = Table(
     Column("slot", BigInteger),                                     # the schedule slot it ran for (µs)
 )
 Index("ix_job_runs_job_started", job_runs.c.job, job_runs.c.started)
+
+
+# --- the RTF histogram (issue 13) ----------------------------------------------------
+# Cumulative over every record ever ingested (never pruned with rtf_records' rollups), so
+# Prometheus sees a counter that a restart does not reset. One row per series and bucket:
+# ``le`` is the bucket's upper bound (Inf for the last), ``count`` and ``rtf_sum`` are what
+# fell in (the previous bound, le], not cumulative over the bounds. Moved in the transaction
+# that inserts the records, by the rows actually inserted (a record read twice counts once).
+rtf_histogram = Table(
+    "rtf_histogram", metadata,
+    Column("engine", Text, nullable=False),
+    Column("voice", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("le", Float, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("rtf_sum", Float, nullable=False),
+    PrimaryKeyConstraint("engine", "voice", "source", "le", name="pk_rtf_histogram"),
+)

@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy import and_, bindparam as p, case, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import sqlite
 
-from .schema import (alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_records,
-                     job_runs, series, store_meta)
+from .schema import (alert_events, alert_state, chunks, head, hook_runs, log_counters, log_positions, rtf_histogram,
+                     rtf_records, job_runs, series, store_meta)
 
 STATEMENTS = {
     # series
@@ -93,6 +93,8 @@ _RTF_IN = (rtf_records.c.ts >= p("since"), rtf_records.c.ts < p("until"))
 _WEEK = literal_column("(rtf_records.ts / 1000000 - :monday0) / :week").label("week")
 _ONE, _ZERO = literal_column("1"), literal_column("0")
 _counter_add = sqlite.insert(log_counters).values(name=p("name"), label=p("label"), value=p("value"))
+_histogram_add = sqlite.insert(rtf_histogram).values(engine=p("engine"), voice=p("voice"), source=p("source"),
+                                                    le=p("le"), count=p("count"), rtf_sum=p("rtf_sum"))
 
 JOB_RUN_COLUMNS = (job_runs.c.id, job_runs.c.job, job_runs.c.started, job_runs.c.finished, job_runs.c.status,
                    job_runs.c.detail, job_runs.c.result, job_runs.c.trigger)
@@ -126,6 +128,13 @@ STATEMENTS.update({
     "RTF_JUDGED_ABOVE": select(rtf_records.c.ts)
     .where(*_RTF_IN, rtf_records.c.source == literal_column("'api'"),
            rtf_records.c.first_after_start == literal_column("0"), rtf_records.c.rtf > p("limit")),
+    # the histogram: a batch's observations added per series and bucket, and all of it for /metrics
+    "RTF_HISTOGRAM_ADD": _histogram_add.on_conflict_do_update(
+        index_elements=[rtf_histogram.c.engine, rtf_histogram.c.voice, rtf_histogram.c.source, rtf_histogram.c.le],
+        set_={"count": rtf_histogram.c.count + _histogram_add.excluded.count,
+              "rtf_sum": rtf_histogram.c.rtf_sum + _histogram_add.excluded.rtf_sum}),
+    "RTF_HISTOGRAM_ALL": select(rtf_histogram.c.engine, rtf_histogram.c.voice, rtf_histogram.c.source,
+                                rtf_histogram.c.le, rtf_histogram.c.count, rtf_histogram.c.rtf_sum),
     "LOG_POSITIONS_OF": select(*_POSITION).where(log_positions.c.log == p("log")),
     "LOG_POSITION_STORED": select(log_positions.c.role, log_positions.c.path, log_positions.c.dev,
                                   log_positions.c.inode, log_positions.c.offset)
@@ -163,7 +172,7 @@ STATEMENTS.update({
 
 # Run with executemany over many rows: compiled with ``?`` placeholders, so rows are plain tuples
 # (a dict per row costs more than the insert); ``<NAME>_PARAMS`` gives the order.
-POSITIONAL = {"RTF_INSERT"}
+POSITIONAL = {"RTF_INSERT", "RTF_HISTOGRAM_ADD"}
 
 GENERATED = Path(__file__).with_name("sql.py")
 
