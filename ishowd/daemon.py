@@ -10,8 +10,9 @@ Under systemd (``Type=notify``, ``ishowd/notify.py``): ``READY=1`` once the
 first tick has run, ``STATUS=`` kept current, ``WATCHDOG=1`` every half
 ``WatchdogSec`` while the sampling loop advances (``_stall``), ``STOPPING=1``
 at SIGTERM. SIGTERM/SIGINT finish what is in flight, close the store and
-exit 0. SIGHUP reloads the config file (``reload``). The handlers only note the
-signal; the scheduler's own thread acts on it (``_on_wake``).
+exit 0. SIGHUP reloads the config file (``reload``). A thread reading the signals'
+wake-up pipe notes each one and wakes the scheduler; the scheduler's own
+thread acts on it (``_on_wake``).
 """
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ log = logging.getLogger("ishowd")
 
 # Sections no collector reads: a reload that changes only these keeps the collectors running as they are.
 NOT_COLLECTED = frozenset({"alerts", "jobs", "exporter", "logging", "sampling", "storage", "deployment"})
-# How long a reload waits for the tick in flight before giving up (a tick takes well under a second;
-# sealing an hour of a large store a few).
-RELOAD_WAIT = 30.0
+SAMPLING = "sampling"   # the executor of the sampling tick
+HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def _noted_by_the_pipe(_signum, _frame) -> None:
+    """The Python-level handler of ``HANDLED_SIGNALS``: ``Daemon._read_signals`` acts on them."""
 
 
 class Daemon:
@@ -63,8 +67,6 @@ class Daemon:
         self.ticks = 0
         self.exit_code = 0
         self._warned: set[tuple[str, str]] = set()
-        # held for a whole tick, after-tick tasks included: a reload swaps the parts between two ticks
-        self._tick_lock = threading.Lock()
         self.notifier = Notifier(None)
         self._signals: collections.deque[int] = collections.deque()
         self._closing = threading.Event()
@@ -136,33 +138,32 @@ class Daemon:
 
     def tick(self, now: Optional[float] = None, *, after: bool = True) -> int:
         """Sample, write, maintain, run after-tick tasks (unless ``after`` is False). Returns the samples written."""
-        with self._tick_lock:
-            now = time.time() if now is None else now
-            moved = self.store.moved()
-            if moved:
-                self._stop(f"{moved}: stopping, for writing on would go where no reader looks; "
-                           "started again, ishowd begins a new store there")
-                return 0
-            batch = self.collect(now)
-            if self.store.writes_failing:
-                self.store.shrink_wal()
-            written = None
-            try:
-                written = self.store.write(now, batch)
-                self.store.maintain(now)
-            except Exception as exc:  # a full disk must not kill the daemon; the next tick retries
-                if is_storage_failure(exc):
-                    self.store.write_failed("tick", exc, tick_lost=written is None)
-                else:
-                    log.error("writing the tick failed: %s", exc)
+        now = time.time() if now is None else now
+        moved = self.store.moved()
+        if moved:
+            self._stop(f"{moved}: stopping, for writing on would go where no reader looks; "
+                       "started again, ishowd begins a new store there")
+            return 0
+        batch = self.collect(now)
+        if self.store.writes_failing:
+            self.store.shrink_wal()
+        written = None
+        try:
+            written = self.store.write(now, batch)
+            self.store.maintain(now)
+        except Exception as exc:  # a full disk must not kill the daemon; the next tick retries
+            if is_storage_failure(exc):
+                self.store.write_failed("tick", exc, tick_lost=written is None)
             else:
-                self.store.write_succeeded("tick")
-            self.ticks += 1
-            if after:
-                for task in self.tasks:
-                    if task.after_tick:
-                        self._run_task(task, now)
-                self._firing = self._firing_now()   # here: a reload swaps the alert task between ticks
+                log.error("writing the tick failed: %s", exc)
+        else:
+            self.store.write_succeeded("tick")
+        self.ticks += 1
+        if after:
+            for task in self.tasks:
+                if task.after_tick:
+                    self._run_task(task, now)
+            self._firing = self._firing_now()   # here: a reload swaps the alert task between ticks
         return written or 0
 
     def _stop(self, why: str) -> None:
@@ -196,6 +197,7 @@ class Daemon:
             task.settle()
 
     def run_forever(self) -> None:
+        from apscheduler.executors.debug import DebugExecutor
         from apscheduler.executors.pool import ThreadPoolExecutor
 
         from .exporter import start as start_exporter
@@ -205,15 +207,17 @@ class Daemon:
 
         self.notifier = Notifier.from_environment()
         watchdog = watchdog_timeout()
-        self.scheduler = SteadyScheduler(executors={"default": ThreadPoolExecutor(4),
+        # The tick runs in the scheduler's own thread (DebugExecutor: the job called where it is due),
+        # for a hand-off to a pool thread cost more CPU than the tick's own bookkeeping; the tasks
+        # stay in the pool, where a long catch-up of the log holds up no tick.
+        self.scheduler = SteadyScheduler(executors={"default": ThreadPoolExecutor(4), SAMPLING: DebugExecutor(),
                                                     scheduling.EXECUTOR: ThreadPoolExecutor(scheduling.WORKERS)},
                                          timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1},
                                          on_wake=self._on_wake)
         self._schedule_sampling(first_delay=0)
         self._schedule_tasks()
         scheduling.add_jobs(self.scheduler, self.jobs)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, self._note_signal)
+        self._listen_for_signals()
         from .control import ControlServer, socket_path
         self.control = ControlServer(socket_path(self.store.path), self._run_job_for_operator,
                                      lambda: sorted(self.jobs.jobs))
@@ -225,7 +229,11 @@ class Daemon:
         self._loop_started = time.monotonic()
         if watchdog is not None:
             threading.Thread(target=self._watchdog, args=(watchdog,), name="ishowd-watchdog", daemon=True).start()
-        self.scheduler.start()  # returns after request_stop() and the jobs in flight have finished
+        try:
+            self.scheduler.start()  # returns after request_stop() and the jobs in flight have finished
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(self._signal_pipe)   # the reading thread sees the end of the pipe and ends
 
     # --- scheduling ----------------------------------------------------------------
 
@@ -243,8 +251,8 @@ class Daemon:
                 self._tick_ended = time.monotonic()
             self._after_sample()
 
-        self.scheduler.add_job(sample, trigger, id="sample", name="sample", misfire_grace_time=int(interval) or 1,
-                               replace_existing=True)
+        self.scheduler.add_job(sample, trigger, id="sample", name="sample", executor=SAMPLING,
+                               misfire_grace_time=int(interval) or 1, replace_existing=True)
 
     def _schedule_tasks(self) -> None:
         from apscheduler.triggers.cron import CronTrigger
@@ -351,9 +359,27 @@ class Daemon:
 
     # --- signals ------------------------------------------------------------------------
 
-    def _note_signal(self, signum, _frame) -> None:
-        # a handler interrupts the main thread anywhere, even holding a lock: note it, nothing more
-        self._signals.append(signum)
+    def _listen_for_signals(self) -> None:
+        """SIGTERM, SIGINT and SIGHUP come through a pipe (``signal.set_wakeup_fd``) that a thread
+        reads: it notes each one and wakes the scheduler, which sleeps until its next job is due
+        (an interval, maybe an hour), and whose thread a Python handler would only reach once that
+        sleep ended. The handlers do nothing: one must be set for the pipe to hear the signal, and
+        one interrupts the main thread anywhere, even holding the lock that waking takes."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)   # the C-level handler must never block on a full pipe
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, _noted_by_the_pipe)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        self._signal_pipe = write_end
+        threading.Thread(target=self._read_signals, args=(read_end,), name="ishowd-signals", daemon=True).start()
+
+    def _read_signals(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while got := pipe.read(64):
+                noted = [signum for signum in got if signum in HANDLED_SIGNALS]
+                if noted:
+                    self._signals.extend(noted)
+                    self.scheduler.wakeup()
 
     def _on_wake(self) -> None:
         while self._signals:
@@ -413,26 +439,20 @@ class Daemon:
             log.info("configuration reloaded from %s: nothing changed", new.source)
             return
         tasks = self._tasks(new)   # before the swap: a new alert evaluator observes the writes from here on
-        if not self._tick_lock.acquire(timeout=RELOAD_WAIT):
-            self._retire(tasks)
-            raise ConfigError(new.source, "", "", detail=(
-                f"not applied: the sampling tick in flight has not finished within {RELOAD_WAIT:g}s"))
-        try:  # between two ticks
-            self.config = new
-            retired, self.tasks = self.tasks, tasks
-            if any(n.split(".")[0] not in NOT_COLLECTED and old.sections.get(n) != new.sections.get(n)
-                   for n in set(old.sections) | set(new.sections)):
-                # all closed before any is set up again: a collector may set process-wide state
-                # (psutil's procfs root) that closing puts back
-                for c in self.collectors:
-                    self._close(c)
-                self.collectors = self._collectors(new)
-            from .settings import hour_retention_seconds
-            self.store.raw_retention = new.storage.raw_retention
-            self.store.minute_retention = new.storage.minute_retention
-            self.store.hour_retention = hour_retention_seconds(new)
-        finally:
-            self._tick_lock.release()
+        # between two ticks: the tick runs in this same thread, the scheduler's
+        self.config = new
+        retired, self.tasks = self.tasks, tasks
+        if any(n.split(".")[0] not in NOT_COLLECTED and old.sections.get(n) != new.sections.get(n)
+               for n in set(old.sections) | set(new.sections)):
+            # all closed before any is set up again: a collector may set process-wide state
+            # (psutil's procfs root) that closing puts back
+            for c in self.collectors:
+                self._close(c)
+            self.collectors = self._collectors(new)
+        from .settings import hour_retention_seconds
+        self.store.raw_retention = new.storage.raw_retention
+        self.store.minute_retention = new.storage.minute_retention
+        self.store.hour_retention = hour_retention_seconds(new)
         logging.getLogger().setLevel(new.logging.level.upper())
         self._retire(retired)
         self._reschedule(old, new, retired)

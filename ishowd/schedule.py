@@ -9,10 +9,14 @@ old schedule comes round again (a hang). Two pieces prevent that:
 - ``MonotonicInterval``: fire times come from a grid on the monotonic clock,
   translated to wall time only when asked. Missed slots are skipped, never
   replayed; slots never drift; a slot already fired is never fired again.
-- ``SteadyScheduler``: wakes at least every ``watch`` seconds, compares the
-  wall clock with the monotonic clock, and when it has stepped re-anchors
-  every job: interval jobs to their next monotonic slot, calendar (cron)
-  jobs, after a backward step, to their next fire time from the new now.
+- ``SteadyScheduler``: each time it wakes, compares the wall clock with the
+  monotonic clock, and when it has stepped re-anchors every job: interval
+  jobs to their next monotonic slot, calendar (cron) jobs, after a backward
+  step, to their next fire time from the new now. It sleeps until the next
+  job is due (or it is woken), never polling: a sleep is a wait on the
+  monotonic clock reckoned right after a check, so a step cannot stretch or
+  cut it, and the next wake-up, which sees the step, is the one that would
+  have run a job anyway.
 - ``CrontabTrigger``: the maintenance jobs' calendar, with cron's meaning
   and daylight saving time handled (``jobs/cron.py``); a slot is never fired
   twice, also when the clock steps back over it, and after a step forward
@@ -111,10 +115,11 @@ class CrontabTrigger(BaseTrigger):
 
 
 class SteadyScheduler(BlockingScheduler):
-    """``on_wake`` runs in the scheduler's own thread each time it wakes (at least every ``watch``
-    seconds), before the jobs due: work that must not run in a signal handler goes there."""
+    """``on_wake`` runs in the scheduler's own thread each time it wakes, before the jobs due: work
+    that must not run in a signal handler goes there (``wakeup()`` from another thread brings it
+    on). ``watch``, when given, caps each sleep at that many seconds."""
 
-    def __init__(self, *args, watch: float = 1.0, wall: Callable[[], float] = time.time,
+    def __init__(self, *args, watch: float | None = None, wall: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic, on_wake: Callable[[], None] | None = None,
                  **kwargs):
         super().__init__(*args, **kwargs)
@@ -131,11 +136,12 @@ class SteadyScheduler(BlockingScheduler):
         self._stop_requested = True
         self.wakeup()
 
-    def _check_clock(self) -> None:
+    def _check_clock(self) -> bool:
+        """Re-anchor the jobs if the wall clock stepped since the last check; True if it had."""
         offset = self._wall() - self._mono()
         previous, self._offset = self._offset, offset
         if previous is None or abs(offset - previous) <= STEP_TOLERANCE:
-            return
+            return False
         step = offset - previous
         self.steps += 1
         log.warning("wall clock stepped by %+.0f s; re-anchoring the schedule", step)
@@ -143,6 +149,7 @@ class SteadyScheduler(BlockingScheduler):
         for job in self.get_jobs():
             if isinstance(job.trigger, MonotonicInterval) or step < 0:
                 job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
+        return True
 
     def _process_jobs(self):
         if self._on_wake is not None:
@@ -153,4 +160,8 @@ class SteadyScheduler(BlockingScheduler):
             return None
         self._check_clock()
         wait = super()._process_jobs()
-        return min(TIMEOUT_MAX if wait is None else wait, self._watch)
+        if self._check_clock():
+            # stepped while the jobs were looked at or ran: the wait was reckoned on both sides of
+            # the step (after a step back it would sleep until the old schedule came round)
+            return 0
+        return min(TIMEOUT_MAX if wait is None else wait, TIMEOUT_MAX if self._watch is None else self._watch)
