@@ -465,3 +465,40 @@ def test_an_idle_exporter_sleeps_until_a_request(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# --- job and audit results as metrics ---------------------------------------------------------
+
+def test_audit_checks_as_metrics_from_the_last_run_or_the_store(tmp_path):
+    """Each check of the latest audit that ran checks is ishowd_audit_check_passed{check,group};
+    after a start, before any run, the newest recorded run's (a skipped run since has none)."""
+    import json
+
+    from ishowd import catalog
+    from ishowd.jobs.audit import Audit
+    from ishowd.jobs.runner import Run
+    from ishowd.store import migrate
+    db = tmp_path / "ishowd.db"
+    migrate.upgrade(str(db))
+    cfg = catalog.loads_config(f'[storage]\npath = "{db}"\n')
+    checks = [{"check": "gpu-locked", "group": "hardware", "passed": False, "detail": "not locked"},
+              {"check": "nfe-step", "group": "optimisation", "passed": True, "detail": "8"}]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO job_runs (job, started, finished, status, detail, result) VALUES "
+                     "('audit', 1, 2, 'failed', '', ?)", (json.dumps({"checks": checks}),))
+        conn.execute("INSERT INTO job_runs (job, started, finished, status, detail, result) VALUES "
+                     "('audit', 3, 4, 'skipped', 'no quiet spell', '{}')")
+    conn.close()
+
+    def as_dict(samples):
+        return {(s.labels["check"], s.labels["group"]): s.value for s in samples}
+    assert as_dict(Audit(cfg).samples(None)) == {("gpu-locked", "hardware"): 0.0, ("nfe-step", "optimisation"): 1.0}
+    audit = Audit(cfg)
+    fresh = Run(5, "audit", 5.0, 6.0, "ok", "", {"checks": [dict(checks[0], passed=True)]}, "operator")
+    assert as_dict(audit.samples(fresh)) == {("gpu-locked", "hardware"): 1.0}
+    skipped = Run(6, "audit", 7.0, 8.0, "skipped", "", {}, "schedule")
+    assert as_dict(audit.samples(skipped)) == {("gpu-locked", "hardware"): 1.0}
+    text = exposition(families([Latest("ishowd_audit_check_passed", {"check": "gpu-locked", "group": "hardware"},
+                                       0, 1.0)], {}, registry(), "1"))
+    assert "# TYPE ishowd_audit_check_passed gauge" in text
