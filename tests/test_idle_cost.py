@@ -133,3 +133,45 @@ def test_a_clock_step_while_a_job_runs_does_not_stretch_the_sleep(monkeypatch):
         sched.request_stop()
         thread.join(10)
     assert sched.steps == 1
+
+
+def test_a_log_nobody_writes_costs_no_transaction(tmp_path):
+    """Log ingestion looked every 5 s at a log that had not changed, or did not exist (the default
+    log on a host without the deployment), in two write transactions each time: now a stat."""
+    import sqlite3
+
+    from ishowd import catalog
+    from ishowd.backend.ingest import Ingestor
+    from ishowd.store.writer import Store
+    from standin_backend import StandinBackend
+
+    missing, written = tmp_path / "missing.log", tmp_path / "backend.log"
+    cfg = catalog.loads_config(f'[storage]\npath = "{tmp_path / "s.db"}"\n[rtf]\nlogs = ["{missing}", "{written}"]\n',
+                               "test")
+    backend = StandinBackend(written).start(http=False)
+    backend.synth()
+    store = Store(tmp_path / "s.db")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    ingestor = Ingestor(cfg, store)
+
+    def records() -> int:
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            return conn.execute("SELECT count(*) FROM rtf_records").fetchone()[0]
+
+    try:
+        ingestor.run()
+        assert records() == 1 and statements
+        statements.clear()
+        for _ in range(3):
+            ingestor.run()
+        assert statements == [], "a run over logs that had not changed touched the store"
+        backend.synth()                     # appended: read at the next run
+        ingestor.run()
+        assert records() == 2
+        missing.write_bytes(backend.api_bytes())   # the missing log appears: read from its start
+        ingestor.run()
+        assert records() == 3
+    finally:
+        backend.stop()
+        store.close()

@@ -96,6 +96,19 @@ def benchmark_texts(config) -> list[str]:
     return [section["text"]] if section is not None and section.get("text") else []
 
 
+def _stat_signature(path: str):
+    """What a read of ``path`` depends on that the file system says: None for no file. A rewrite to
+    the same size within the clock's granularity goes unseen until the file next grows, and is then
+    read as the truncation it was."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return object()     # equal to nothing: read (and fail, saying why) each time
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 class Ingestor:
     def __init__(self, config, store):
         rtf = config.rtf
@@ -110,6 +123,9 @@ class Ingestor:
         self._emitted_at = 0.0
         self._moved = True
         self._warned: set = set()
+        # path -> its stat before the last read that left nothing to do: while it stays so, the
+        # log is not looked at again (no transaction every few seconds for a log nobody writes)
+        self._settled: dict[str, Optional[tuple]] = {}
         self.ignore_patterns = tuple(rtf.ignore_errors)
         self.workers = catchup_workers(rtf.catchup_workers)
         self.parallel_from = int(rtf.catchup_from)
@@ -119,11 +135,19 @@ class Ingestor:
 
     def run(self, now: Optional[float] = None) -> None:
         for path in self.logs:
+            # taken before the read: bytes appended while it reads change it, so they are not skipped
+            seen = _stat_signature(path)
+            if path in self._settled and self._settled[path] == seen:
+                continue
+            self._settled.pop(path, None)
             try:
                 with LOG_LOCK:
-                    self.ingest(path)
+                    settled = self.ingest(path)
             except OSError as exc:
                 self._warn(path, f"cannot read {path}: {exc.strerror or exc}")
+            else:
+                if settled:
+                    self._settled[path] = seen
         self.emit_counters(time.time() if now is None else now)
 
     def _warn(self, path: str, what: str) -> None:
@@ -140,7 +164,9 @@ class Ingestor:
 
     # --- one log: the events -----------------------------------------------------------
 
-    def ingest(self, path: str) -> None:
+    def ingest(self, path: str) -> bool:
+        """Read what is new in ``path``. True when a second read would find nothing to do until the
+        file itself changes: no renamed file is followed, and none is being looked for."""
         pos = self.load(path)
         cur, ret = pos.get("current"), pos.get("retired")
         if ret is not None:
@@ -152,14 +178,15 @@ class Ingestor:
                 found = follow.locate(cur, self.rotated, exclude=path)
                 if found is not None:      # renamed away and not (yet) re-created
                     self._retire(cur, found)
-            else:
-                self._warn(path, f"{path}: no such file (yet); it is read from its start once it appears")
-            return
+                return False
+            self._warn(path, f"{path}: no such file (yet); it is read from its start once it appears")
+            return ret is None
+        retiring = False
         with f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 self._warn(path, f"{path}: not a regular file, not read")
-                return
+                return ret is None
             if cur is None:
                 cur = follow.fresh(path, f, st)
                 cur.first_pending = 0
@@ -172,10 +199,12 @@ class Ingestor:
                 found = follow.locate(cur, self.rotated, exclude=path)
                 if found is not None:
                     self._retire(cur, found)
+                    retiring = True
                 else:
                     self._count("ingest", "replaced")
                 cur = follow.fresh(path, f, st)
             self._read(f, cur, final=False)
+        return ret is None and not retiring
 
     def _count(self, name: str, label: str, n: int = 1) -> None:
         with self.store.transaction() as conn:
@@ -315,8 +344,9 @@ class Ingestor:
         if not self._moved and now - self._emitted_at < EMIT_EVERY:
             return
         c = self.counters()
-        if not c:
-            return          # no log read yet (none on this host?): the counters are absent, not zero
+        if not c:           # no log read yet (none on this host?): the counters are absent, not zero
+            self._emitted_at, self._moved = now, False    # asked again when one moves, or in a minute
+            return
         samples = [Sample(LOG_ERRORS, c.get(("errors", lv), 0), {"level": lv}) for lv in ("warn", "error", "other")]
         samples += [Sample(LOG_LINES, c.get(("lines", k), 0), {"kind": k}) for k in ("synthesis", "noise", "malformed")]
         samples += [Sample(HTTP_REQUESTS, v, {"status": label}) for (n, label), v in sorted(c.items()) if n == "http"]
