@@ -129,7 +129,9 @@ def test_history_piped_into_head_exits_quietly(populated):
 
 
 def _commands(group: click.Group, prefix=()):
-    for name, cmd in group.commands.items():
+    # list_commands/get_command, not .commands: ishowctl's group loads its commands when asked
+    for name in group.list_commands(click.Context(group)):
+        cmd = group.get_command(click.Context(group), name)
         yield prefix + (name,), cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, prefix + (name,))
