@@ -175,3 +175,54 @@ def test_a_log_nobody_writes_costs_no_transaction(tmp_path):
     finally:
         backend.stop()
         store.close()
+
+
+def test_swap_is_read_from_meminfo_alone(tmp_path):
+    """psutil's swap_memory() parsed all of /proc/vmstat each tick for counters dropped here: swap
+    comes from meminfo now, as psutil computes it (SwapTotal - SwapFree)."""
+    from ishowd import catalog
+    from ishowd.collectors import TickContext
+    from ishowd.collectors.host import HostCollector
+    from ishowd.specs.host import SWAP_USED
+
+    root = tmp_path / "proc"
+    root.mkdir()
+    (root / "stat").write_text(open("/proc/stat").read())
+    (root / "meminfo").write_text("MemTotal:       16000000 kB\nMemFree:         1000000 kB\n"
+                                  "MemAvailable:    8000000 kB\nBuffers:          100000 kB\n"
+                                  "Cached:          3000000 kB\nShmem:            200000 kB\n"
+                                  "Active:          5000000 kB\nInactive:        2000000 kB\n"
+                                  "SwapTotal:       4000000 kB\n"
+                                  "SwapFree:        2500000 kB\n")
+    cfg = catalog.loads_config(f'[storage]\npath = "{tmp_path / "s.db"}"\n[host]\nprocfs_root = "{root}"\n', "test")
+    host = HostCollector(cfg)
+    host.setup()
+    try:
+        got = {s.metric: s.value for s in host.collect(TickContext(now=time.time(), config=cfg))}
+    finally:
+        host.close()
+    assert got[SWAP_USED] == (4000000 - 2500000) * 1024
+
+
+def test_a_series_rolled_back_is_not_taken_from_the_label_cache(tmp_path):
+    """A tick's series ids come from a cache by label items (no JSON per sample); a series made in a
+    transaction that was rolled back is forgotten with it, so the next write stores it again."""
+    import sqlite3
+
+    from ishowd.metrics import Sample, declare
+    from ishowd.store.writer import Store
+
+    metric = declare("test_idle_label_cache_ratio", "ratio", "a test metric", labels=("path",))
+    store = Store(tmp_path / "s.db")
+    try:
+        with pytest.raises(RuntimeError):
+            with store.transaction() as conn:
+                store.write_in(conn, 1_767_225_600, [Sample(metric, 0.5, {"path": "/"})])
+                raise RuntimeError("rolled back")
+        store.write(1_767_225_610, [Sample(metric, 0.25, {"path": "/"})])
+        store.write(1_767_225_620, [Sample(metric, 0.75, {"path": "/"})])
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT labels FROM series WHERE name = ?", (metric.name,)).fetchall() == [('{"path":"/"}',)]
+        assert conn.execute("SELECT count(*) FROM head").fetchone()[0] == 2

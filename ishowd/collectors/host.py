@@ -6,10 +6,10 @@ psutil reads procfs through ``psutil.PROCFS_PATH``, which follows
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Iterable
 
 from ..metrics import Sample
+from ..paths import meminfo_kb, proc_path
 from ..specs.host import CPU, DISK_FREE, DISK_TOTAL, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
 from . import Collector, TickContext, register
 
@@ -96,12 +96,14 @@ class HostCollector(Collector):
                     Sample(MEM_TOTAL, float(vm.total))]
         except OSError:
             pass  # each source costs only its own metrics
+        # as psutil's swap_memory() has it (SwapTotal - SwapFree), without the parse of all of
+        # /proc/vmstat it makes for counters not used here
         try:
-            with warnings.catch_warnings():  # psutil warns when /proc/vmstat lacks sin/sout: not used here
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out.append(Sample(SWAP_USED, float(ps.swap_memory().used)))
+            swap = meminfo_kb(proc_path(self.config, "meminfo").read_text(), "SwapTotal", "SwapFree")
         except OSError:
-            pass
+            swap = {}
+        if len(swap) == 2:
+            out.append(Sample(SWAP_USED, float((swap["SwapTotal"] - swap["SwapFree"]) * 1024)))
         if self._mounts is None:
             self._mounts = self._discover_mounts()
         for m in self._mounts:

@@ -129,6 +129,9 @@ class Store:
         self.lock = threading.RLock()
         self._series: dict[tuple[str, str], int] = {
             (name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
+        # (name, label items in the sample's order) -> series id: a tick's samples found without
+        # encoding their labels as JSON each time
+        self._sid_of: dict[tuple, int] = {}
         self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
         # The kernel boot the head's monotonic stamps belong to: recorded with this
         # writer's first tick, in its transaction, so no reader pairs a stamp of one
@@ -191,8 +194,12 @@ class Store:
     def write_in(self, conn: sqlite3.Connection, ts: float, batch: Iterable[Sample]) -> int:
         by_ts: dict[int, list[tuple[int, float]]] = {}
         tick, n = int(ts), 0
+        sid_of = self._sid_of
         for s in batch:
-            sid = self.series_id(conn, s.metric.name, labels_key(s.labels))
+            key = (s.metric.name, tuple(s.labels.items()))
+            sid = sid_of.get(key)
+            if sid is None:
+                sid = sid_of[key] = self.series_id(conn, s.metric.name, labels_key(s.labels))
             by_ts.setdefault(tick if s.ts is None else int(s.ts), []).append((sid, float(s.value)))
             n += 1
         mono = clock.boottime_ms()
@@ -417,6 +424,7 @@ class Store:
     def _forget_uncommitted(self) -> None:
         """After a rollback: reload what the transaction may have cached. A series it inserted is
         not in the store, and the next new series would be given its id."""
+        self._sid_of = {}
         try:
             self._series = {(name, labels): sid for sid, name, labels in self.db.execute(sql.SERIES_ALL)}
             self._head_min = self.db.execute(sql.HEAD_MIN_TS).fetchone()[0]
