@@ -36,8 +36,12 @@ SHOWN_CHARS = 80    # of a name or value from the file in a message: a 4 MB stri
 
 
 def shorten(text: str) -> str:
-    """A name from the file, as a message shows it."""
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+    """A name from the file, as a message shows it: a long one loses its middle, so a path keeps
+    both its start and its file name."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    head = (SHOWN_CHARS - 3) // 2
+    return text[:head] + "..." + text[-(SHOWN_CHARS - 3 - head):]
 
 
 def shown(value: Any) -> str:
