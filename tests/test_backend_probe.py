@@ -181,14 +181,15 @@ def test_daemon_imports_no_heavy_libraries(tmp_path):
     assert r.stdout.strip() == "[]", r.stderr
 
 
-def test_backend_up_never_holds_up_a_tick():
+def test_backend_up_never_holds_up_a_tick(tmp_path):
     """Only the first tick waits for its probe; later probes run beside the ticks."""
     from ishowd.collectors import TickContext
     from ishowd.collectors.backend import BACKEND_UP, Backend
     release = threading.Event()
     srv, url = serve(lambda req: release.wait(10))
     try:
-        cfg = loads(f'[backend]\nurl = "{url}"\nhealth_timeout = "300ms"\nhealth_interval = "1s"\n')
+        cfg = loads(f'[backend]\nurl = "{url}"\nhealth_timeout = "300ms"\nhealth_interval = "1s"\n'
+                    f'[deployment]\nroot = "{tmp_path}"\n')
         c = Backend(cfg)
         c.setup()
         ctx = TickContext(now=time.time(), config=cfg)
@@ -202,3 +203,77 @@ def test_backend_up_never_holds_up_a_tick():
     finally:
         release.set()
         srv.shutdown()
+
+
+# --- a plain machine stays quiet ----------------------------------------------------------------
+
+def _up(cfg):
+    from ishowd.collectors import TickContext
+    from ishowd.collectors.backend import BACKEND_UP, Backend
+    c = Backend(cfg)
+    c.setup()
+    return c, lambda: [s.value for s in c.collect(TickContext(now=time.time(), config=cfg)) if s.metric is BACKEND_UP]
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_deployment_no_log_and_no_backend_ever_seen_is_no_reading(tmp_path):
+    """A laptop: backend_up is absent, so backend-down has nothing to page about."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    cfg = loads(f'[backend]\nurl = "{url}"\nhealth_timeout = "300ms"\n[deployment]\nroot = "{tmp_path / "none"}"\n'
+                f'[rtf]\nlogs = ["{tmp_path / "none" / "logs" / "backend.log"}"]\n')
+    _, up = _up(cfg)
+    assert up() == []
+
+
+@pytest.mark.parametrize("where", ["root", "log"])
+def test_a_deployment_or_its_log_makes_a_failed_probe_a_zero(tmp_path, where):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    log = tmp_path / "logs" / "backend.log"
+    if where == "log":
+        log.parent.mkdir()
+        log.write_bytes(b"")
+    root = tmp_path if where == "root" else tmp_path / "none"
+    cfg = loads(f'[backend]\nurl = "{url}"\nhealth_timeout = "300ms"\n[deployment]\nroot = "{root}"\n'
+                f'[rtf]\nlogs = ["{log}"]\n')
+    _, up = _up(cfg)
+    assert up() == [0.0]
+
+
+def test_a_backend_once_seen_then_gone_reads_zero_on_a_plain_machine_too(tmp_path):
+    backend = StandinBackend(tmp_path / "backend.log").start()
+    try:
+        cfg = loads(f'[backend]\nurl = "{backend.url}"\nhealth_timeout = "1s"\nhealth_interval = "1s"\n'
+                    f'[deployment]\nroot = "{tmp_path / "none"}"\n[rtf]\nlogs = ["{tmp_path / "none.log"}"]\n')
+        c, up = _up(cfg)
+        assert up() == [1.0]
+        backend.stop_http()
+        c._probe_now()                              # the next answer: refused
+        assert up() == [0.0]
+    finally:
+        backend.stop()
+
+
+def test_the_plain_machine_run_is_quiet_and_status_says_no_backend_is_here(tmp_path):
+    """The README's first command on a laptop: no deployment, no log, nothing answering."""
+    from backend_harness import ISHOWCTL
+    cfg = tmp_path / "ishowd.toml"
+    none = tmp_path / "no-deployment"
+    cfg.write_text(f'[storage]\npath = "{tmp_path / "ishowd.db"}"\n[exporter]\nlisten = ""\n'
+                   f'[backend]\nurl = "http://127.0.0.1:{_closed_port()}"\nhealth_timeout = "300ms"\n'
+                   f'[deployment]\nroot = "{none}"\n[rtf]\nlogs = ["{none / "logs" / "backend.log"}"]\n')
+    run = subprocess.run([ISHOWD, "run", "--config", str(cfg), "--once"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "WARNING" not in run.stderr, run.stderr
+    status = json.loads(subprocess.run([ISHOWCTL, "--config", str(cfg), "status", "--json"], capture_output=True,
+                                       text=True, timeout=60).stdout)
+    assert not [m for m in status["metrics"] if m["name"].startswith("backend_")]
+    assert status["backend"]["found"] is False
+    assert status["backend"]["detail"].startswith(f"no backend configured or found here: no [deployment] root ({none})")
+    check = subprocess.run([ISHOWCTL, "--config", str(cfg), "check"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and check.stdout.startswith("ISHOWD OK"), check.stdout

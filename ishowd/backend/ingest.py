@@ -113,6 +113,7 @@ class Ingestor:
     def __init__(self, config, store):
         rtf = config.rtf
         self.logs = list(rtf.logs)
+        self.deployment_root = config.deployment.root
         self.batch = int(rtf.batch_bytes)
         self.ignore = lf.compile_ignore(rtf.ignore_errors)
         self.rotated = list(rtf.rotated)
@@ -150,10 +151,13 @@ class Ingestor:
                     self._settled[path] = seen
         self.emit_counters(time.time() if now is None else now)
 
-    def _warn(self, path: str, what: str) -> None:
+    def _warn(self, path: str, what: str, level: int = logging.WARNING) -> None:
         if (path, what) not in self._warned:
             self._warned.add((path, what))
-            log.warning("%s", what)
+            log.log(level, "%s", what)
+
+    def _tell(self, path: str, what: str) -> None:
+        self._warn(path, what, logging.INFO)
 
     # --- positions -----------------------------------------------------------------
 
@@ -179,7 +183,11 @@ class Ingestor:
                 if found is not None:      # renamed away and not (yet) re-created
                     self._retire(cur, found)
                 return False
-            self._warn(path, f"{path}: no such file (yet); it is read from its start once it appears")
+            if os.path.isdir(self.deployment_root):
+                self._warn(path, f"{path}: no such file (yet); it is read from its start once it appears")
+            else:   # a plain machine: no deployment here, nothing is missing
+                self._tell(path, f"{path}: no such file and no deployment at [deployment] root "
+                           f"({self.deployment_root}): nothing to read until one appears")
             return ret is None
         retiring = False
         with f:

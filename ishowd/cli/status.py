@@ -25,11 +25,27 @@ NOT_WRITING = 3   # as `systemctl status` exits for a unit that is not running
 
 
 def providers() -> tuple[Callable[[StatusView], None], ...]:
-    """What adds to the view, in order: the GPU lock, the last hour's RTF, the alerts."""
+    """What adds to the view, in order: the GPU lock, whether a backend is here, the last hour's
+    RTF, the alerts."""
     from .alerts import status_alerts
     from .rtf import rtf_status
     from .status_hardware import gpu_lock
-    return (gpu_lock, rtf_status, status_alerts)
+    return (gpu_lock, backend_presence, rtf_status, status_alerts)
+
+
+def backend_presence(view: StatusView) -> None:
+    """On a plain machine, one line saying no backend is configured or found (its metrics are
+    absent there, and its rules quiet), rather than nothing at all."""
+    if any(row.name.startswith("backend_") for row in view.latest):
+        return
+    cfg = view.config
+    root, logs = cfg.deployment.root, list(cfg.rtf.logs)
+    if os.path.isdir(root) or any(os.path.exists(p) for p in logs):
+        return
+    line = (f"no backend configured or found here: no [deployment] root ({root}), no backend log, "
+            f"no answer at {cfg.backend.url}")
+    view.data["backend"] = {"found": False, "detail": line}
+    view.sections.append(("backend", [line]))
 
 
 GROUP_ORDER = ["gpu", "thermal", "power", "fan", "host", "backend", "rtf", "daemon"]

@@ -10,11 +10,18 @@ tick (``ishowd run --once`` included) waits for its probe.
 ``backend_rss_bytes``: the resident memory of the process whose executable is
 ``[backend] binary``, found as ``ishowd/backend/running.py`` says (not by
 name). No process: no sample.
+
+On a plain machine (no ``[deployment] root``, no backend log, and the backend
+never seen by this process: no answer, no process) a failed probe is no
+reading at all: ``backend_up`` stays absent, so ``backend-down`` stays quiet
+rather than paging about a service that is not installed here. Once any of
+them exists, a failed probe is 0 as everywhere else.
 """
 from __future__ import annotations
 
 import threading
 import time
+import os
 from typing import Iterable, Optional
 
 from ..backend.running import BackendProcess, probe
@@ -35,7 +42,15 @@ class Backend(Collector):
         self._probe_started = -1e18
         self._thread: Optional[threading.Thread] = None
         self.process = BackendProcess(self.config)
+        self.seen = False          # answered ok, or its process was found, since ishowd started
         return None
+
+    def deployment_here(self) -> bool:
+        """A backend is expected on this host: seen, or its deployment or one of its logs exists."""
+        if not self.seen:
+            cfg = self.config
+            self.seen = os.path.isdir(cfg.deployment.root) or any(os.path.exists(p) for p in cfg.rtf.logs)
+        return self.seen
 
     # --- backend_up -------------------------------------------------------------------
 
@@ -58,9 +73,11 @@ class Backend(Collector):
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
         out = []
         up = self.up()
-        if up is not None:
-            out.append(Sample(BACKEND_UP, up))
         rss = self.process.rss(ctx.now)
+        if up == 1.0 or rss is not None:
+            self.seen = True
+        if up is not None and (up == 1.0 or self.deployment_here()):
+            out.append(Sample(BACKEND_UP, up))
         if rss is not None:
             out.append(Sample(BACKEND_RSS, rss))
         return out
