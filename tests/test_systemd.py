@@ -374,7 +374,9 @@ def test_a_reload_puts_the_new_job_calendar_in_place_and_keeps_the_runner(tmp_pa
 
 
 def test_under_journald_each_line_carries_its_priority_and_no_timestamp(tmp_path):
-    cfg = write_config(tmp_path, rtf={"logs": [str(tmp_path / "absent" / "backend.log")]})
+    # a deployment here, its log missing: a warning to see the <4> on
+    cfg = write_config(tmp_path, rtf={"logs": [str(tmp_path / "absent" / "backend.log")]},
+                       deployment={"root": str(tmp_path)})
     err = tmp_path / "stderr"
     err.touch()
     st = err.stat()
