@@ -85,11 +85,17 @@ class ControlServer:
                 uid = peer_uid(conn)
             except OSError:
                 return
+            conn.settimeout(10)
             if uid not in (0, os.getuid()):
                 log.warning("control socket: refused a client running as uid %d", uid)
+                # its request is read (and ignored) first: closing on a client still writing
+                # would break its pipe before it reads why
+                try:
+                    conn.makefile("rb").readline(MAX_REQUEST)
+                except OSError:
+                    pass
                 send({"error": f"refused: only root and the daemon's user (uid {os.getuid()}) may use this socket"})
                 return
-            conn.settimeout(10)
             try:
                 line = conn.makefile("rb").readline(MAX_REQUEST)
                 request = json.loads(line)
