@@ -25,6 +25,7 @@ COMMANDS = {
     "db": ("db", "db"),
     "history": ("history", "history"),
     "jobs": ("jobs", "jobs"),
+    "metrics": ("metrics", "metrics"),
     "rtf": ("rtf", "rtf"),
     "status": ("status", "status"),
 }

@@ -8,6 +8,7 @@ import click
 from ..timefmt import iso, local_time
 from ..units import column_format, resolved
 from .app import pass_app
+from .metrics import complete_metric
 from .output import Column, emit, output_options
 
 
@@ -96,7 +97,7 @@ def increases(buckets: list) -> dict[int, float]:
 
 
 @click.command()
-@click.argument("metric")
+@click.argument("metric", shell_complete=complete_metric)
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Only series with this label (repeatable).")
 @click.option("--since", default="24h", type=WHEN, show_default=True, help="Start: a duration ago, or an ISO time.")
 @click.option("--until", default="now", type=WHEN, show_default=True,
