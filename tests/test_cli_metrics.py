@@ -56,3 +56,28 @@ def test_shell_completion_offers_metric_names(tmp_path):
     offered = {line.split(",", 1)[1] for line in r.stdout.splitlines()}
     assert {"gpu_frequency_hz", "gpu_frequency_locked", "gpu_frequency_max_hz"} <= offered
     assert all(name.startswith("gpu_freq") for name in offered)
+
+
+def test_status_watch_redraws_in_place_until_ctrl_c(tmp_path):
+    """Each frame homes the cursor and overwrites its lines; nothing clears the screen between frames."""
+    import select
+    import signal
+    cfg = _store(tmp_path, "x86-plain")
+    proc = subprocess.Popen([ISHOWCTL, "--config", str(cfg), "status", "--watch", "0.5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out = b""
+    try:
+        while out.count(b"\x1b[H") < 3:
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, f"no frame in 30 s: {out!r}"
+            out += os.read(proc.stdout.fileno(), 65536)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.startswith(b"\x1b[2J\x1b[H") and out.count(b"\x1b[2J") == 1
+    frames = out.split(b"\x1b[H")[1:3]
+    for frame in frames:
+        assert frame.startswith(b"every 0.5s, ") and b"ishowd on " in frame and frame.endswith(b"\x1b[J")
+    assert subprocess.run([ISHOWCTL, "--config", str(cfg), "status", "--watch", "--json"], capture_output=True,
+                          timeout=60).returncode == 2

@@ -151,24 +151,52 @@ def render(view: StatusView) -> str:
     return "\n".join(out)
 
 
+def _view(app) -> StatusView:
+    reader = app.reader()
+    try:
+        return build(app.config, reader, time.time())
+    finally:
+        reader.close()
+
+
+def _watch(app, every: float) -> None:
+    """Redraw in place, as `watch` would: home the cursor, overwrite each line, clear what is left
+    (no full-screen clear between frames, so nothing flickers). Ctrl-C ends it."""
+    out = click.get_text_stream("stdout")
+    out.write("\x1b[2J")
+    try:
+        while True:
+            text = render(_view(app))
+            stamp = time.strftime("%H:%M:%S")
+            out.write("\x1b[H" + f"every {every:g}s, {stamp} (Ctrl-C ends)\x1b[K\n"
+                      + "\n".join(line + "\x1b[K" for line in text.splitlines()) + "\n\x1b[J")
+            out.flush()
+            time.sleep(every)
+    except KeyboardInterrupt:
+        out.write("\n")
+
+
 @click.command()
+@click.option("--watch", "watch", type=click.FloatRange(min=0.5), default=None, metavar="SECONDS", is_flag=False,
+              flag_value=2.0, help="Refresh in place every SECONDS (2 when given alone) until Ctrl-C.")
 @output_options
 @pass_app
-def status(app, output) -> None:
+def status(app, watch, output) -> None:
     """Current readings, GPU lock, recent RTF, active alerts, daemon health.
 
     Exits 3 when the daemon is not writing (no sample for three sampling
     intervals, or none at all), as `systemctl status` does for a stopped
     unit, after printing what the store holds. --csv: the readings alone
-    (name, labels.<key>..., value, unit, ts).
+    (name, labels.<key>..., value, unit, ts). --watch: refreshed in place.
     """
     from .output import Column, emit, print_json
 
-    reader = app.reader()
-    try:
-        view = build(app.config, reader, time.time())
-    finally:
-        reader.close()
+    if watch is not None:
+        if output.format != "table":
+            raise click.UsageError("--watch redraws the table; --json and --csv print once")
+        _watch(app, watch)
+        return
+    view = _view(app)
     if output.json:
         print_json(view.data)
     elif output.csv:
