@@ -1,4 +1,5 @@
-"""``GET /metrics``: every current reading in the Prometheus exposition format.
+"""``GET /metrics``: every current reading in the Prometheus exposition format (and ``GET /``,
+a page for people: ``ishowd/landing.py``).
 
 Served from a thread of the daemon on ``[exporter] listen``. Each scrape reads
 the store read-only (the same query as ``ishowctl status``, and the RTF
@@ -100,11 +101,21 @@ class _StoreCollector:
         return families(latest, histogram, self.registry, self.version)
 
 
-def _app(registry: CollectorRegistry):
+def _app(registry: CollectorRegistry, landing=None):
     def app(environ, start_response):
+        if environ["PATH_INFO"] == "/" and landing is not None:
+            try:
+                body = landing()
+            except Exception as exc:  # the page must never take the daemon down
+                log.warning("landing page failed: %s", exc)
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"the store cannot be read right now\n"]
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         if environ["PATH_INFO"] != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"only /metrics is served here\n"]
+            return [b"only / and /metrics are served here\n"]
         encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT"))
         try:
             body = encoder(registry)
@@ -195,7 +206,10 @@ def start(config, store_path: str, registry) -> ThreadingWSGIServer | None:
     server.config = config  # type: ignore[attr-defined]
     collectors = CollectorRegistry(auto_describe=False)
     collectors.register(_StoreCollector(server, store_path, registry))
-    server.set_app(_app(collectors))
+    def landing() -> bytes:  # the config of now: a reload swaps server.config
+        from .landing import page
+        return page(server.config, store_path, version())
+    server.set_app(_app(collectors, landing))
     # No poll timeout: the loop sleeps until a request (or stop()) wakes it, where the default
     # woke the daemon twice a second for nothing.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": None}, name="exporter",
