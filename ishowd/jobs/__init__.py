@@ -139,6 +139,48 @@ class Job(Part):
         the runner reports them with its own, once a minute."""
         return []
 
+    _kept = None            # what ``latest_result`` last found
+    _looked = False         # the store was searched for it (once, after a start)
+
+    def latest_result(self, last, pick: Callable[[dict], object]):
+        """What ``pick`` finds in a run's result (None: nothing), from the newest run that has it:
+        ``last`` when it does, else the one kept; once after a start, the newest such run in the
+        store. A last run without it (skipped) leaves the older one standing."""
+        found = pick(last.result) if last is not None else None
+        if found is not None:
+            self._kept = found
+        elif self._kept is None and not self._looked:
+            self._looked = True
+            self._kept = self._stored_result(pick)
+        return self._kept
+
+    def _stored_result(self, pick):
+        import json
+        import sqlite3
+
+        from ..paths import store_path
+        from ..store.errors import NoStore
+        from ..store.reader import Reader
+        try:
+            reader = Reader(store_path(self.config))
+        except NoStore:
+            return None
+        try:
+            runs = reader.job_runs()
+        except sqlite3.Error:
+            return None
+        finally:
+            reader.close()
+        for row in reversed(runs):
+            if row[1] == self.name and row[6]:
+                try:
+                    found = pick(json.loads(row[6]))
+                except ValueError:
+                    continue
+                if found is not None:
+                    return found
+        return None
+
 
 def job_keys(name: str, schedule: str, timeout: str, own: Optional[dict[str, Key]] = None) -> dict:
     """The ``[jobs.<name>]`` keys: schedule, enabled and timeout, then the job's own."""

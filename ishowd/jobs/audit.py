@@ -66,50 +66,12 @@ class Audit(Job):
                     f"({root}) exists")
         return None
 
-    def __init__(self, config):
-        super().__init__(config)
-        self._checks: Optional[list] = None
-        self._looked = False        # the store was searched for an older run's checks (once, after a start)
-
     def run(self, ctx: JobContext) -> Outcome:
         from ..audit.checks import run_checks
         return run_checks(self.config, ctx)
 
     def samples(self, last) -> list:
         from ..metrics import Sample
-        found = checks_of(last.result) if last is not None else None
-        if found is not None:
-            self._checks = found
-        elif self._checks is None and not self._looked:
-            self._looked = True
-            self._checks = self._stored()
+        checks = self.latest_result(last, checks_of)
         return [Sample(AUDIT_CHECK_PASSED, 1.0 if passed else 0.0, {"check": check, "group": group})
-                for check, group, passed in self._checks or ()]
-
-    def _stored(self) -> Optional[list]:
-        """The newest recorded run's checks (the last run had none: skipped before its first check)."""
-        import json
-        import sqlite3
-
-        from ..paths import store_path
-        from ..store.errors import NoStore
-        from ..store.reader import Reader
-        try:
-            reader = Reader(store_path(self.config))
-        except NoStore:
-            return None
-        try:
-            runs = reader.job_runs()
-        except sqlite3.Error:
-            return None
-        finally:
-            reader.close()
-        for row in reversed(runs):
-            if row[1] == self.name and row[6]:
-                try:
-                    found = checks_of(json.loads(row[6]))
-                except ValueError:
-                    continue
-                if found is not None:
-                    return found
-        return None
+                for check, group, passed in checks or ()]

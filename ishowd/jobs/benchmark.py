@@ -74,51 +74,13 @@ class Benchmark(Job):
     period = WEEK
     touches = frozenset({"synthesis"})
 
-    def __init__(self, config):
-        super().__init__(config)
-        self._figures: Optional[dict] = None
-        self._looked = False        # the store was searched for older figures (once, after a start)
-
     def run(self, ctx: JobContext) -> Outcome:
         from ..benchmark import run_benchmark
         return run_benchmark(self.config, ctx)
 
     def samples(self, last) -> list:
         from ..metrics import Sample
-        found = figures_of(last.result) if last is not None else None
-        if found is not None:
-            self._figures = found
-        elif self._figures is None and not self._looked:
-            self._looked = True
-            self._figures = self._stored()
-        if self._figures is None:
+        figures = self.latest_result(last, figures_of)
+        if figures is None:
             return []
-        return [Sample(BENCHMARK_RTF, float(v), {"stat": k}) for k, v in self._figures.items()]
-
-    def _stored(self) -> Optional[dict]:
-        """The newest recorded run's figures (the last run had none: skipped, or no request answered)."""
-        import json
-        import sqlite3
-
-        from ..paths import store_path
-        from ..store.errors import NoStore
-        from ..store.reader import Reader
-        try:
-            reader = Reader(store_path(self.config))
-        except NoStore:
-            return None
-        try:
-            runs = reader.job_runs()
-        except sqlite3.Error:
-            return None
-        finally:
-            reader.close()
-        for row in reversed(runs):
-            if row[1] == self.name and row[6]:
-                try:
-                    found = figures_of(json.loads(row[6]))
-                except ValueError:
-                    continue
-                if found is not None:
-                    return found
-        return None
+        return [Sample(BENCHMARK_RTF, float(v), {"stat": k}) for k, v in figures.items()]
