@@ -21,7 +21,7 @@ from conftest import entry_point, write_config
 FLAKY = declare("test_flaky_ratio", "ratio", "a test collector's reading", group="host")
 
 
-def wait_for(predicate, timeout=20.0, what="condition"):
+def wait_for(predicate, timeout=30.0, what="condition"):
     """Poll a condition with a deadline (never a fixed sleep that hopes to win a race)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,13 +167,13 @@ def test_a_reader_holding_a_snapshot_neither_blocks_nor_grows_the_wal_forever(tm
 # --- the clock ------------------------------------------------------------------------
 
 
-def test_clock_steps_neither_flood_nor_hang_nor_double_fire(monkeypatch):
-    """Step the wall clock 30 days forward, then 31 days back, under a running scheduler."""
+def stepped_wall(monkeypatch):
+    """A wall clock a test can step (``offset[0] += seconds``), seen by APScheduler and our
+    scheduler alike: (offset, wall)."""
     import apscheduler.executors.base as aps_executors
     import apscheduler.schedulers.base as aps_base
 
     from ishowd import schedule
-    from ishowd.schedule import MonotonicInterval, SteadyScheduler
 
     offset = [0.0]
 
@@ -185,9 +185,16 @@ def test_clock_steps_neither_flood_nor_hang_nor_double_fire(monkeypatch):
         def now(cls, tz=None):
             return datetime.fromtimestamp(wall(), tz)
 
-    monkeypatch.setattr(aps_base, "datetime", SteppedDatetime)
-    monkeypatch.setattr(aps_executors, "datetime", SteppedDatetime)
-    monkeypatch.setattr(schedule, "datetime", SteppedDatetime)
+    for module in (aps_base, aps_executors, schedule):
+        monkeypatch.setattr(module, "datetime", SteppedDatetime)
+    return offset, wall
+
+
+def test_clock_steps_neither_flood_nor_hang_nor_double_fire(monkeypatch):
+    """Step the wall clock 30 days forward, then 31 days back, under a running scheduler."""
+    from ishowd.schedule import MonotonicInterval, SteadyScheduler
+
+    offset, wall = stepped_wall(monkeypatch)
     interval = 0.1
     sched = SteadyScheduler(timezone="UTC", watch=0.05, wall=wall,
                             job_defaults={"coalesce": True, "max_instances": 1})

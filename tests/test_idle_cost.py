@@ -92,27 +92,13 @@ def test_a_clock_step_while_a_job_runs_does_not_stretch_the_sleep(monkeypatch):
     and the sleep it reckons must be seen there: a day back taken during a job (run in the
     scheduler's thread, as the tick is) made it sleep a day."""
     import threading
-    from datetime import datetime
 
-    import apscheduler.executors.base as aps_executors
-    import apscheduler.schedulers.base as aps_base
     from apscheduler.executors.debug import DebugExecutor
 
-    from ishowd import schedule
     from ishowd.schedule import MonotonicInterval, SteadyScheduler
+    from test_daemon import stepped_wall
 
-    offset = [0.0]
-
-    def wall() -> float:
-        return time.time() + offset[0]
-
-    class SteppedDatetime(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime.fromtimestamp(wall(), tz)
-
-    for module in (aps_base, aps_executors, schedule):
-        monkeypatch.setattr(module, "datetime", SteppedDatetime)
+    offset, wall = stepped_wall(monkeypatch)
     sched = SteadyScheduler(timezone="UTC", wall=wall, executors={"default": DebugExecutor()},
                             job_defaults={"coalesce": True, "max_instances": 1})
     trigger = MonotonicInterval(0.2, first_delay=0)

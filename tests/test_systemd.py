@@ -26,6 +26,7 @@ import pytest
 
 from conftest import entry_point, write_config
 from standin_backend import line_api
+from test_daemon import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "ishowd.service"
@@ -132,16 +133,6 @@ def tick_rows(db: Path) -> int:
     from ishowd.store.codec import unpack_tick
     tick = {sid for (sid,) in query(db, "SELECT id FROM series WHERE name = 'memory_total_bytes'")}
     return sum(1 for (blob,) in query(db, "SELECT data FROM head") if tick & {sid for sid, _ in unpack_tick(blob)})
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def metrics_port(err: Path, after: int = 0) -> int:
