@@ -24,7 +24,7 @@ import time
 import os
 from typing import Iterable, Optional
 
-from ..backend.running import BackendProcess, probe
+from ..backend.running import RESCAN_SECONDS, BackendProcess, probe
 from ..metrics import Sample
 from ..specs.backend import BACKEND_RSS, BACKEND_UP
 from . import Collector, TickContext, register
@@ -43,11 +43,15 @@ class Backend(Collector):
         self._thread: Optional[threading.Thread] = None
         self.process = BackendProcess(self.config)
         self.seen = False          # answered ok, or its process was found, since ishowd started
+        self._looked_at = -RESCAN_SECONDS
         return None
 
     def deployment_here(self) -> bool:
-        """A backend is expected on this host: seen, or its deployment or one of its logs exists."""
-        if not self.seen:
+        """A backend is expected on this host: seen, or its deployment or one of its logs exists
+        (looked for as often as the backend's process is: a plain machine pays no stat a tick)."""
+        now = time.monotonic()
+        if not self.seen and now - self._looked_at >= RESCAN_SECONDS:
+            self._looked_at = now
             cfg = self.config
             self.seen = os.path.isdir(cfg.deployment.root) or any(os.path.exists(p) for p in cfg.rtf.logs)
         return self.seen
