@@ -46,6 +46,8 @@ def humanize(value: float | None, unit: str) -> str:
             return f"{value * 1e6:.0f} µs"
         if abs(value) < 1:
             return f"{value * 1e3:.1f} ms"
+        if value >= 3600:            # an uptime, a job's age: 6h 27m, not 23267.44 s
+            return ago(value)
         return f"{value:.2f} s"
     if unit == "celsius":
         return f"{value:.1f} °C"

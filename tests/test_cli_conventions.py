@@ -306,3 +306,21 @@ def test_config_check_show_prints_the_effective_config_which_loads_again(tmp_pat
     proc = run(entry_point("ishowctl"), "config", "check", "--show", str(again))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1:] == shown.stdout.splitlines()[1:]   # all but the line naming the file
+
+
+def test_status_folds_the_series_of_one_metric_that_read_the_same():
+    """Twelve cores at one clock are one line; a core that differs keeps its own."""
+    from ishowd.cli.status import _folded
+    rows = [("cpu_frequency_hz", {"cpu": str(i)}, "2.20 GHz") for i in range(11)]
+    rows.append(("cpu_frequency_hz", {"cpu": "11"}, "1.73 GHz"))
+    rows += [("network_receive_errors_total", {"interface": n}, "0") for n in ("eth0", "wlan0")]
+    assert _folded(rows) == [["cpu_frequency_hz{cpu=×11}", "2.20 GHz"], ["cpu_frequency_hz{cpu=11}", "1.73 GHz"],
+                             ["network_receive_errors_total{interface=eth0}", "0"],
+                             ["network_receive_errors_total{interface=wlan0}", "0"]]
+
+
+def test_an_uptime_reads_in_hours_and_days():
+    from ishowd.units import humanize
+    assert humanize(23267.44, "seconds") == "6h 27m"
+    assert humanize(3 * 86400 + 7200, "seconds") == "3d 2h"
+    assert humanize(404.57, "seconds") == "404.57 s"

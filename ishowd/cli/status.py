@@ -90,6 +90,28 @@ def _reading(row, metric) -> str:
     return humanize(row.value, metric.unit if metric else "ratio")
 
 
+FOLD = 3   # this many series of one metric reading the same show as one line
+
+
+def _folded(rows: list) -> list:
+    """Table rows of (name, labels, reading): the series of one metric that read the same are one
+    line (``cpu_frequency_max_hz{cpu=×12}  2.20 GHz``: twelve cores at one clock), so a Jetson's
+    status fits a screen; series that differ stay one line each, where the eye is wanted."""
+    same: dict = {}
+    for name, labels, reading in rows:
+        same.setdefault((name, reading), []).append(labels)
+    out, shown = [], set()
+    for name, labels, reading in rows:
+        many = same[(name, reading)]
+        if len(many) < FOLD:
+            out.append([name + labels_text(labels), reading])
+        elif (name, reading) not in shown:
+            shown.add((name, reading))
+            keys = ",".join(f"{k}=×{len(many)}" for k in sorted(labels))
+            out.append([f"{name}{{{keys}}}", reading])
+    return out
+
+
 def render(view: StatusView) -> str:
     from .output import table
 
@@ -118,8 +140,8 @@ def render(view: StatusView) -> str:
         if group == "daemon":
             collectors.append(row)
             continue
-        groups.setdefault(group, []).append(
-            [row.name + labels_text(row.labels), _reading(row, m)])
+        groups.setdefault(group, []).append((row.name, row.labels, _reading(row, m)))
+    groups = {g: _folded(rows) for g, rows in groups.items()}
     # a section of a provider named as a group ("rtf": the last hour's figures) goes under the
     # group's readings, one heading for both
     sections = dict(view.sections)
