@@ -1,17 +1,48 @@
-"""Host readings through psutil: CPU, memory, swap, free disk space and file-system size.
+"""Host readings: CPU, memory, swap, free disk space and file-system size.
 
-psutil reads procfs through ``psutil.PROCFS_PATH``, which follows
-``[host] procfs_root``.
+CPU and memory come from ``stat`` and ``meminfo`` under ``[host] procfs_root``, read
+as psutil reckons them (``cpu_percent``, ``virtual_memory``): busy is the total less
+idle and iowait, guest time already counted in user and nice, each field's delta
+clamped at zero; used memory is total less ``MemAvailable``. Read here in a few
+lines, not through psutil: its parse and objects were half of an idle tick's
+CPU (1.3 of 2.8 ms, cold) and its import 2.5 MB of the daemon's memory. psutil
+stays for a kernel older than 3.14, which lacks ``MemAvailable``.
 """
 from __future__ import annotations
 
 import os
-from typing import Iterable
+import time
+from typing import Iterable, Optional
 
 from ..metrics import Sample
 from ..paths import meminfo_kb, proc_path
 from ..specs.host import CPU, DISK_FREE, DISK_TOTAL, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
 from . import Collector, TickContext, register
+from ._sysfs import read_bytes
+
+KIB = 1024
+# /proc/stat's cpu line: user nice system idle iowait irq softirq steal guest guest_nice
+_IDLE, _IOWAIT, _GUEST, _GUEST_NICE = 3, 4, 8, 9
+
+
+def cpu_times(stat: bytes) -> Optional[tuple[int, ...]]:
+    """The first line of /proc/stat, in clock ticks (up to guest_nice), or None."""
+    line = stat[:stat.find(b"\n")] if b"\n" in stat else stat
+    f = line.split()
+    if len(f) < 5 or f[0] != b"cpu":
+        return None
+    try:
+        return tuple(int(v) for v in f[1:11])
+    except ValueError:
+        return None
+
+
+def busy_percent(t1: tuple[int, ...], t2: tuple[int, ...]) -> float:
+    """CPU time in use between two readings, as psutil's ``cpu_percent`` has it."""
+    d = [max(0, b - a) for a, b in zip(t1, t2)]
+    total = sum(d) - sum(d[_GUEST:_GUEST_NICE + 1])
+    busy = total - d[_IDLE] - (d[_IOWAIT] if len(d) > _IOWAIT else 0)
+    return round(busy / total * 100, 1) if total else 0.0
 
 
 def mount_point(path: str) -> str:
@@ -46,26 +77,22 @@ class HostCollector(Collector):
     metrics = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE, DISK_TOTAL)
 
     def setup(self):
-        import psutil
-        # psutil reads procfs through a module global; it is put back on close()
-        self._saved_procfs = psutil.PROCFS_PATH
-        psutil.PROCFS_PATH = self.config.host.procfs_root
-        self._psutil = psutil
+        self._stat = str(proc_path(self.config, "stat"))
+        self._meminfo = str(proc_path(self.config, "meminfo"))
         self._mounts: list[str] | None = None
-        self._primed_at = None
-        self._prime_cpu()
+        self._cpu: Optional[tuple[int, ...]] = None
+        self._cpu_at = 0.0
+        self._read_cpu()
         return None
 
-    def _prime_cpu(self) -> None:
-        import time
+    def _read_cpu(self) -> Optional[tuple[int, ...]]:
         try:
-            self._psutil.cpu_percent(interval=None)  # the first reading is since this call
-            self._primed_at = time.monotonic()
+            times = cpu_times(read_bytes(self._stat))
         except OSError:
-            self._primed_at = None  # no /proc/stat: cpu is absent, the rest still reads
-
-    def close(self) -> None:
-        self._psutil.PROCFS_PATH = self._saved_procfs
+            times = None  # no /proc/stat: cpu is absent, the rest still reads
+        if times is not None:
+            self._cpu, self._cpu_at = times, time.monotonic()
+        return times
 
     def _discover_mounts(self) -> list[str]:
         mounts = []
@@ -79,31 +106,32 @@ class HostCollector(Collector):
         return mounts
 
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
-        import time
-        ps, out = self._psutil, []
-        if self._primed_at is None:
-            self._prime_cpu()
+        out = []
+        before = self._cpu
+        if before is None:
+            self._read_cpu()
         else:
             # A reading over a few microseconds is noise (``run --once`` right after setup): take 0.1 s.
-            short = 0.1 - (time.monotonic() - self._primed_at)
-            try:
-                out.append(Sample(CPU, ps.cpu_percent(interval=short if short > 0 else None)))
-            except OSError:
-                self._primed_at = None
+            short = 0.1 - (time.monotonic() - self._cpu_at)
+            if short > 0:
+                time.sleep(short)
+            now = self._read_cpu()
+            if now is None:
+                self._cpu = None
+            elif len(now) == len(before):
+                out.append(Sample(CPU, busy_percent(before, now)))
         try:
-            vm = ps.virtual_memory()
-            out += [Sample(MEM_USED, float(vm.total - vm.available)), Sample(MEM_AVAILABLE, float(vm.available)),
-                    Sample(MEM_TOTAL, float(vm.total))]
+            kb = meminfo_kb(read_bytes(self._meminfo).decode("ascii", "replace"),
+                            "MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
         except OSError:
-            pass  # each source costs only its own metrics
-        # as psutil's swap_memory() has it (SwapTotal - SwapFree), without the parse of all of
-        # /proc/vmstat it makes for counters not used here
-        try:
-            swap = meminfo_kb(proc_path(self.config, "meminfo").read_text(), "SwapTotal", "SwapFree")
-        except OSError:
-            swap = {}
-        if len(swap) == 2:
-            out.append(Sample(SWAP_USED, float((swap["SwapTotal"] - swap["SwapFree"]) * 1024)))
+            kb = {}
+        total = kb.get("MemTotal")
+        available = kb["MemAvailable"] * KIB if "MemAvailable" in kb else self._available_by_psutil(total)
+        if total is not None and available is not None:
+            out += [Sample(MEM_USED, float(total * KIB - available)), Sample(MEM_AVAILABLE, float(available)),
+                    Sample(MEM_TOTAL, float(total * KIB))]
+        if "SwapTotal" in kb and "SwapFree" in kb:
+            out.append(Sample(SWAP_USED, float((kb["SwapTotal"] - kb["SwapFree"]) * KIB)))
         if self._mounts is None:
             self._mounts = self._discover_mounts()
         for m in self._mounts:
@@ -115,3 +143,20 @@ class HostCollector(Collector):
             out += [Sample(DISK_FREE, float(st.f_bavail * st.f_frsize), {"path": m}),
                     Sample(DISK_TOTAL, float(st.f_blocks * st.f_frsize), {"path": m})]
         return out
+
+    def _available_by_psutil(self, total_kb: Optional[int]) -> Optional[int]:
+        """A kernel without ``MemAvailable`` (before 3.14): psutil estimates it from the zones."""
+        if total_kb is None:
+            return None
+        import warnings
+        try:
+            import psutil
+            saved, psutil.PROCFS_PATH = psutil.PROCFS_PATH, self.config.host.procfs_root
+            try:
+                with warnings.catch_warnings():   # about fields left out of its estimate: not ours to say
+                    warnings.simplefilter("ignore")
+                    return int(psutil.virtual_memory().available)
+            finally:
+                psutil.PROCFS_PATH = saved
+        except Exception:  # no estimate: memory is absent this tick, the rest still reads
+            return None

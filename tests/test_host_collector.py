@@ -1,0 +1,119 @@
+"""The host collector reads CPU and memory from procfs itself: its figures must be psutil's
+(``cpu_percent``, ``virtual_memory``, swap as SwapTotal - SwapFree), here asked of psutil over the
+same procfs tree at the same moments."""
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from ishowd import catalog
+from ishowd.collectors import TickContext
+from ishowd.collectors.host import HostCollector
+
+MEMINFO = """MemTotal:       31026176 kB
+MemFree:         1234567 kB
+MemAvailable:   20480000 kB
+Buffers:          102400 kB
+Cached:          8000000 kB
+SwapCached:            0 kB
+Active:          4000000 kB
+Inactive:        3000000 kB
+SwapTotal:      15513088 kB
+SwapFree:       15000000 kB
+NvMapMemUsed:    1048576 kB
+"""
+
+# user nice system idle iowait irq softirq steal guest guest_nice
+STATS = [
+    (1000, 10, 300, 9000, 50, 5, 5, 0, 0, 0),
+    (1600, 10, 500, 9300, 150, 6, 9, 0, 0, 0),          # busy, with iowait
+    (2600, 40, 520, 9310, 150, 6, 9, 3, 800, 20),        # guest time, already in user and nice
+    (2500, 40, 530, 9900, 140, 6, 9, 3, 800, 20),        # user and iowait went back (a core unplugged)
+    (2500, 40, 530, 9900, 140, 6, 9, 3, 800, 20),        # nothing moved
+]
+
+
+def stat_text(times) -> str:
+    per_cpu = "".join(f"cpu{n} " + " ".join(str(t // 4) for t in times) + "\n" for n in range(4))
+    return ("cpu  " + " ".join(map(str, times)) + "\n" + per_cpu +
+            "intr 12345 0 0\nctxt 999\nbtime 1699913588\nprocesses 4242\n")
+
+
+@pytest.fixture
+def procfs(tmp_path, monkeypatch):
+    root = tmp_path / "proc"
+    root.mkdir()
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(root))
+    return root
+
+
+def collector(root, tmp_path):
+    cfg = catalog.loads_config(f'[host]\nprocfs_root = "{root}"\n[storage]\npath = "{tmp_path / "s.db"}"\n')
+    c = HostCollector(cfg)
+    assert c.setup() is None
+    return c, cfg
+
+
+def read(c, cfg) -> dict:
+    c._cpu_at -= 1.0            # the last reading is a second old: no 0.1 s wait for a fresh one
+    return {s.metric.name: s.value for s in c.collect(TickContext(now=time.time(), config=cfg)) if not s.labels}
+
+
+def test_cpu_percent_is_psutils_reckoning(procfs, tmp_path):
+    (procfs / "meminfo").write_text(MEMINFO)
+    (procfs / "stat").write_text(stat_text(STATS[0]))
+    c, cfg = collector(procfs, tmp_path)
+    psutil.cpu_percent(interval=None)               # psutil's first reading, as setup() took ours
+    for times in STATS[1:]:
+        (procfs / "stat").write_text(stat_text(times))
+        ours = read(c, cfg)["cpu_utilization_percent"]
+        assert ours == psutil.cpu_percent(interval=None), times
+    assert ours == 0.0
+
+
+def test_memory_and_swap_are_psutils(procfs, tmp_path):
+    (procfs / "stat").write_text(stat_text(STATS[0]))
+    (procfs / "meminfo").write_text(MEMINFO)
+    c, cfg = collector(procfs, tmp_path)
+    got = read(c, cfg)
+    vm = psutil.virtual_memory()
+    assert got["memory_total_bytes"] == vm.total == 31026176 * 1024
+    assert got["memory_available_bytes"] == vm.available == 20480000 * 1024
+    assert got["memory_used_bytes"] == vm.total - vm.available
+    assert got["swap_used_bytes"] == (15513088 - 15000000) * 1024
+
+
+def test_a_kernel_without_memavailable_gets_psutils_estimate(procfs, tmp_path):
+    (procfs / "stat").write_text(stat_text(STATS[0]))
+    (procfs / "meminfo").write_text("".join(line + "\n" for line in MEMINFO.splitlines()
+                                            if not line.startswith("MemAvailable")))
+    c, cfg = collector(procfs, tmp_path)
+    got = read(c, cfg)
+    assert got["memory_available_bytes"] == psutil.virtual_memory().available
+    assert got["memory_total_bytes"] == 31026176 * 1024
+
+
+def test_a_missing_or_broken_file_costs_only_its_own_metrics(procfs, tmp_path):
+    (procfs / "meminfo").write_text(MEMINFO)
+    c, cfg = collector(procfs, tmp_path)            # no stat: no cpu, memory still reads
+    got = read(c, cfg)
+    assert "cpu_utilization_percent" not in got and got["memory_total_bytes"] == 31026176 * 1024
+    (procfs / "stat").write_text("garbage\n")
+    assert "cpu_utilization_percent" not in read(c, cfg)
+    (procfs / "stat").write_text(stat_text(STATS[0]))
+    read(c, cfg)                                    # the first good reading: the next has a CPU figure
+    (procfs / "stat").write_text(stat_text(STATS[1]))
+    (procfs / "meminfo").unlink()
+    got = read(c, cfg)
+    assert got["cpu_utilization_percent"] > 0 and "memory_total_bytes" not in got
+
+
+def test_on_this_machine_the_same_as_psutil():
+    cfg = catalog.loads_config("")
+    c = HostCollector(cfg)
+    c.setup()
+    got = read(c, cfg)
+    assert got["memory_total_bytes"] == psutil.virtual_memory().total
+    assert 0 <= got["cpu_utilization_percent"] <= 100
