@@ -23,13 +23,20 @@ class Down(Exception):
     """The backend did not answer its health check ok; ``str()`` says how, in one line."""
 
 
-def health(url: str, timeout: float) -> dict:
-    """``GET /api/health``'s answer when it is 200 with status ok; else raises ``Down``."""
-    import urllib.error
+def opener():
+    """A urllib opener that never goes through a proxy: build it once and probe with it again."""
     import urllib.request
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def health(url: str, timeout: float, through=None) -> dict:
+    """``GET /api/health``'s answer when it is 200 with status ok; else raises ``Down``.
+    ``through``: an ``opener()`` to reuse."""
+    import urllib.error
+    if through is None:
+        through = opener()
     try:
-        with opener.open(url.rstrip("/") + "/api/health", timeout=timeout) as resp:
+        with through.open(url.rstrip("/") + "/api/health", timeout=timeout) as resp:
             if resp.status != 200:
                 raise Down(f"GET /api/health answered HTTP {resp.status}")
             raw = resp.read(65536)
@@ -56,10 +63,10 @@ def _reason(exc, timeout: float) -> str:
     return str(exc) or type(exc).__name__
 
 
-def probe(url: str, timeout: float) -> float:
+def probe(url: str, timeout: float, through=None) -> float:
     """1.0 when the health endpoint answers 200 with status ok, else 0.0. Never raises."""
     try:
-        health(url, timeout)
+        health(url, timeout, through)
     except Exception:  # refused, timed out, reset, not JSON: all mean "not up"
         return 0.0
     return 1.0

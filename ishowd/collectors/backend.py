@@ -5,7 +5,9 @@ its own interval (``[backend] health_interval``, 30 s: every probe adds two
 lines to the backend's log, and the web UI already polls every 30 s). The
 probe runs in a thread of its own, so a hung backend never holds up a tick;
 each tick reports the latest answer while it is fresh. Only the very first
-tick (``ishowd run --once`` included) waits for its probe.
+tick (``ishowd run --once`` included) waits for its probe. The thread and its
+urllib opener stay for the next probe: the tick that finds one due wakes the
+thread, which costs a wake-up, where starting a thread cost several.
 
 ``backend_rss_bytes``: the resident memory of the process whose executable is
 ``[backend] binary``, found as ``ishowd/backend/running.py`` says (not by
@@ -24,7 +26,7 @@ import time
 import os
 from typing import Iterable, Optional
 
-from ..backend.running import RESCAN_SECONDS, BackendProcess, probe
+from ..backend.running import RESCAN_SECONDS, BackendProcess, opener, probe
 from ..metrics import Sample
 from ..specs.backend import BACKEND_RSS, BACKEND_UP
 from . import Collector, TickContext, register
@@ -41,6 +43,10 @@ class Backend(Collector):
         self._answer: Optional[tuple[float, float]] = None    # (value, monotonic time of the answer)
         self._probe_started = -1e18
         self._thread: Optional[threading.Thread] = None
+        self._due = threading.Event()          # set by the tick that finds a probe due
+        self._probing = False                  # a probe asked for has not answered yet
+        self._closed = False
+        self._opener = None
         self.process = BackendProcess(self.config)
         self.seen = False          # answered ok, or its process was found, since ishowd started
         self._looked_at = -RESCAN_SECONDS
@@ -59,20 +65,40 @@ class Backend(Collector):
     # --- backend_up -------------------------------------------------------------------
 
     def _probe_now(self) -> None:
-        self._answer = (probe(self.url, self.timeout), time.monotonic())
+        if self._opener is None:
+            self._opener = opener()
+        self._answer = (probe(self.url, self.timeout, self._opener), time.monotonic())
+
+    def _prober(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._closed:
+                return
+            try:
+                self._probe_now()
+            finally:
+                self._probing = False
 
     def up(self) -> Optional[float]:
         now = time.monotonic()
         if self._answer is None and self._thread is None:
             self._probe_started = now
             self._probe_now()                                 # the first tick waits for its answer
-        elif now - self._probe_started >= self.probe_every and (self._thread is None or not self._thread.is_alive()):
+        elif now - self._probe_started >= self.probe_every and not self._probing:
             self._probe_started = now
-            self._thread = threading.Thread(target=self._probe_now, name="backend-health", daemon=True)
-            self._thread.start()
+            self._probing = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._prober, name="backend-health", daemon=True)
+                self._thread.start()
+            self._due.set()
         if self._answer is None or now - self._answer[1] > 2 * self.probe_every + self.timeout:
             return None                                       # no fresh answer: absent, not invented
         return self._answer[0]
+
+    def close(self) -> None:
+        self._closed = True
+        self._due.set()
 
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
         out = []
