@@ -3,20 +3,24 @@
 Each tick runs the due collectors (a collector that fails loses its own
 metrics for that tick, never the tick), writes one transaction, seals and
 prunes the store when an hour has passed, then runs the after-tick tasks.
-Other tasks (log ingestion, health probes, maintenance jobs) run on their
-own schedules in the worker pool. The first tick runs at start.
+The tick and the periodic tasks (log ingestion) run in the main thread's own
+loop (``ishowd/mainloop.py``), on one grid, so an idle daemon wakes once for
+the tick and the tasks due with it; a task's run goes to the task pool
+instead when the task says it is long (``quick()``: a backlog to read), so it
+holds up no tick. The maintenance jobs keep to APScheduler, for its calendar,
+in a thread of their own that sleeps until the next is due. The first tick
+runs at start.
 
 Under systemd (``Type=notify``, ``ishowd/notify.py``): ``READY=1`` once the
 first tick has run, ``STATUS=`` kept current, ``WATCHDOG=1`` every half
 ``WatchdogSec`` while the sampling loop advances (``_stall``), ``STOPPING=1``
 at SIGTERM. SIGTERM/SIGINT finish what is in flight, close the store and
-exit 0. SIGHUP reloads the config file (``reload``). A thread reading the signals'
-wake-up pipe notes each one and wakes the scheduler; the scheduler's own
-thread acts on it (``_on_wake``).
+exit 0. SIGHUP reloads the config file (``reload``). The loop sleeps on the
+signals' wake-up pipe, so a signal wakes it at once, and acts on it between
+two runs (``_on_signals``).
 """
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import os
@@ -39,12 +43,9 @@ log = logging.getLogger("ishowd")
 
 # Sections no collector reads: a reload that changes only these keeps the collectors running as they are.
 NOT_COLLECTED = frozenset({"alerts", "jobs", "exporter", "logging", "sampling", "storage", "deployment"})
-SAMPLING = "sampling"   # the executor of the sampling tick
+TASK_WORKERS = 2        # threads for the tasks' long runs (a log's backlog), each started when first needed
 HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
-
-
-def _noted_by_the_pipe(_signum, _frame) -> None:
-    """The Python-level handler of ``HANDLED_SIGNALS``: ``Daemon._read_signals`` acts on them."""
+TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's alert evaluation judges what they read
 
 
 class Daemon:
@@ -66,9 +67,12 @@ class Daemon:
         self.jobs = JobRunner(config, self.store, jobs, unavailable)
         self.ticks = 0
         self.exit_code = 0
+        self.loop = None
+        self.scheduler = None
+        self._task_pool = None
+        self._long_runs: dict = {}                   # task name -> the Future of its run in the task pool
         self._warned: set[tuple[str, str]] = set()
         self.notifier = Notifier(None)
-        self._signals: collections.deque[int] = collections.deque()
         self._closing = threading.Event()
         self._ready = False
         self._stopping = False
@@ -172,9 +176,8 @@ class Daemon:
             return
         self.exit_code = 1
         log.error("%s", why)
-        scheduler = getattr(self, "scheduler", None)
-        if scheduler is not None:
-            scheduler.request_stop()
+        if self.loop is not None:
+            self.loop.stop()
 
     def _run_task(self, task, now: Optional[float] = None) -> None:
         try:
@@ -197,27 +200,27 @@ class Daemon:
             task.settle()
 
     def run_forever(self) -> None:
-        from apscheduler.executors.debug import DebugExecutor
-        from apscheduler.executors.pool import ThreadPoolExecutor
+        from concurrent.futures.thread import ThreadPoolExecutor
+
+        from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
 
         from .exporter import start as start_exporter
         from .jobs import scheduling
+        from .mainloop import MainLoop
         from .notify import watchdog_timeout
         from .schedule import SteadyScheduler
 
         self.notifier = Notifier.from_environment()
         watchdog = watchdog_timeout()
-        # The tick runs in the scheduler's own thread (DebugExecutor: the job called where it is due),
-        # for a hand-off to a pool thread cost more CPU than the tick's own bookkeeping; the tasks
-        # stay in the pool, where a long catch-up of the log holds up no tick.
-        self.scheduler = SteadyScheduler(executors={"default": ThreadPoolExecutor(4), SAMPLING: DebugExecutor(),
-                                                    scheduling.EXECUTOR: ThreadPoolExecutor(scheduling.WORKERS)},
-                                         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1},
-                                         on_wake=self._on_wake)
-        self._schedule_sampling(first_delay=0)
+        self._task_pool = ThreadPoolExecutor(TASK_WORKERS, thread_name_prefix="ishowd-task")
+        self.loop = MainLoop(HANDLED_SIGNALS, self._on_signals, on_step=self._on_clock_step)
+        self.scheduler = SteadyScheduler(executors={scheduling.EXECUTOR: JobPool(scheduling.WORKERS)},
+                                         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self._schedule_sampling()
         self._schedule_tasks()
         scheduling.add_jobs(self.scheduler, self.jobs)
-        self._listen_for_signals()
+        calendar = threading.Thread(target=self.scheduler.start, name="ishowd-jobs", daemon=True)
+        calendar.start()
         from .control import ControlServer, socket_path
         self.control = ControlServer(socket_path(self.store.path), self._run_job_for_operator,
                                      lambda: sorted(self.jobs.jobs))
@@ -230,20 +233,16 @@ class Daemon:
         if watchdog is not None:
             threading.Thread(target=self._watchdog, args=(watchdog,), name="ishowd-watchdog", daemon=True).start()
         try:
-            self.scheduler.start()  # returns after request_stop() and the jobs in flight have finished
+            self.loop.run()         # returns after a stop, with the run in flight finished
         finally:
-            signal.set_wakeup_fd(-1)
-            os.close(self._signal_pipe)   # the reading thread sees the end of the pipe and ends
+            self.scheduler.request_stop()
+            calendar.join()         # the jobs in flight finish (a stop asked them to)
+            self._task_pool.shutdown(wait=True)   # and the tasks' long runs
 
     # --- scheduling ----------------------------------------------------------------
 
-    def _schedule_sampling(self, first_delay: float) -> None:
-        from .schedule import MonotonicInterval
-        interval = self.config.sampling.interval
-        trigger = MonotonicInterval(interval, first_delay=first_delay)
-
+    def _schedule_sampling(self) -> None:
         def sample() -> None:
-            trigger.fired(trigger.slot_now())
             self._tick_began = time.monotonic()
             try:
                 self.tick()
@@ -251,31 +250,40 @@ class Daemon:
                 self._tick_ended = time.monotonic()
             self._after_sample()
 
-        self.scheduler.add_job(sample, trigger, id="sample", name="sample", executor=SAMPLING,
-                               misfire_grace_time=int(interval) or 1, replace_existing=True)
+        self.loop.every("sample", self.config.sampling.interval, sample, order=TICK_ORDER)
 
     def _schedule_tasks(self) -> None:
+        """Each task with an interval on the loop's grid. A calendar task (``cron()``) on APScheduler:
+        run there in the jobs' pool."""
         from apscheduler.triggers.cron import CronTrigger
 
-        from .schedule import MonotonicInterval
+        from .jobs import scheduling
         for task in self.tasks:
             if task.after_tick:
                 continue
             every = task.interval()
             cron = task.cron()
             if every:
-                t = MonotonicInterval(every, first_delay=min(every, 1.0))
-                self.scheduler.add_job(self._task_job(task, t), t, id=task.name, name=task.name,
-                                       misfire_grace_time=int(every) or 1, replace_existing=True)
-            elif cron:
+                self.loop.every(task.name, every, self._task_job(task), order=TASK_ORDER)
+            elif cron and self.scheduler is not None:
                 self.scheduler.add_job(self._run_task, CronTrigger(timezone=cron.pop("timezone", None), **cron),
-                                       args=(task,), id=task.name, name=task.name, misfire_grace_time=3600,
-                                       replace_existing=True)
+                                       args=(task,), id=task.name, name=task.name, executor=scheduling.EXECUTOR,
+                                       misfire_grace_time=3600, replace_existing=True)
 
-    def _task_job(self, task, trigger):
+    def _task_job(self, task):
         def job() -> None:
-            trigger.fired(trigger.slot_now())
-            self._run_task(task)
+            running = self._long_runs.get(task.name)
+            if running is not None and not running.done():
+                return                      # its long run is still going: this slot is that run's
+            try:
+                quick = task.quick()
+            except Exception as exc:
+                quick = False
+                self._warn_once(f"task {task.name}", f"could not tell whether its run is short ({exc!r})")
+            if quick:
+                self._run_task(task)
+            else:
+                self._long_runs[task.name] = self._task_pool.submit(self._run_task, task)
         return job
 
     def _run_job_for_operator(self, name: str, progress) -> dict:
@@ -359,31 +367,9 @@ class Daemon:
 
     # --- signals ------------------------------------------------------------------------
 
-    def _listen_for_signals(self) -> None:
-        """SIGTERM, SIGINT and SIGHUP come through a pipe (``signal.set_wakeup_fd``) that a thread
-        reads: it notes each one and wakes the scheduler, which sleeps until its next job is due
-        (an interval, maybe an hour), and whose thread a Python handler would only reach once that
-        sleep ended. The handlers do nothing: one must be set for the pipe to hear the signal, and
-        one interrupts the main thread anywhere, even holding the lock that waking takes."""
-        read_end, write_end = os.pipe()
-        os.set_blocking(write_end, False)   # the C-level handler must never block on a full pipe
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, _noted_by_the_pipe)
-        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        self._signal_pipe = write_end
-        threading.Thread(target=self._read_signals, args=(read_end,), name="ishowd-signals", daemon=True).start()
-
-    def _read_signals(self, fd: int) -> None:
-        with os.fdopen(fd, "rb", buffering=0) as pipe:
-            while got := pipe.read(64):
-                noted = [signum for signum in got if signum in HANDLED_SIGNALS]
-                if noted:
-                    self._signals.extend(noted)
-                    self.scheduler.wakeup()
-
-    def _on_wake(self) -> None:
-        while self._signals:
-            signum = self._signals.popleft()
+    def _on_signals(self, signums: list[int]) -> None:
+        """The main loop woke for signals: it acts on them here, between two runs."""
+        for signum in signums:
             if signum == signal.SIGHUP:
                 if not self._stopping:
                     self.reload()
@@ -392,7 +378,13 @@ class Daemon:
                 log.info("%s: finishing the work in flight, then exiting", signal.Signals(signum).name)
                 self.notifier.stopping()
                 self.jobs.stop()  # a job running for an hour must not hold the stop up
-                self.scheduler.request_stop()
+                self.loop.stop()
+
+    def _on_clock_step(self, step: float) -> None:
+        """The wall clock stepped: the calendar's thread looks again now, not when its sleep ends."""
+        log.warning("wall clock stepped by %+.0f s", step)
+        if self.scheduler is not None:
+            self.scheduler.wakeup()
 
     # --- reload -------------------------------------------------------------------------
 
@@ -445,7 +437,7 @@ class Daemon:
         if any(n.split(".")[0] not in NOT_COLLECTED and old.sections.get(n) != new.sections.get(n)
                for n in set(old.sections) | set(new.sections)):
             # all closed before any is set up again: a collector may set process-wide state
-            # (psutil's procfs root) that closing puts back
+            # (NVML's initialisation) that closing releases
             for c in self.collectors:
                 self._close(c)
             self.collectors = self._collectors(new)
@@ -464,13 +456,14 @@ class Daemon:
         scheduling.reschedule(self.scheduler, self.jobs, new)
         kept = {t.name for t in self.tasks}
         for task in retired:
-            if task.name not in kept and self.scheduler.get_job(task.name) is not None:
-                self.scheduler.remove_job(task.name)
+            if task.name not in kept:
+                self.loop.remove(task.name)
+                if self.scheduler.get_job(task.name) is not None:
+                    self.scheduler.remove_job(task.name)
+        self._schedule_sampling()
         self._schedule_tasks()
-        if new.sampling.interval != old.sampling.interval:
-            # the grid of the new interval goes on from the last tick, not from the reload
-            since = None if self._tick_began is None else time.monotonic() - self._tick_began
-            self._schedule_sampling(first_delay=0.0 if since is None else max(0.0, new.sampling.interval - since))
+        if new.sampling.interval != old.sampling.interval and self._tick_began is not None:
+            self.loop.regrid(self._tick_began)   # the new interval's grid goes on from the last tick
 
     def _reload_exporter(self, old: Config, new: Config) -> None:
         from . import exporter

@@ -168,7 +168,7 @@ def test_a_reader_holding_a_snapshot_neither_blocks_nor_grows_the_wal_forever(tm
 
 
 def stepped_wall(monkeypatch):
-    """A wall clock a test can step (``offset[0] += seconds``), seen by APScheduler and our
+    """A wall clock a test can step (``offset[0] += seconds``), seen by APScheduler and the jobs'
     scheduler alike: (offset, wall)."""
     import apscheduler.executors.base as aps_executors
     import apscheduler.schedulers.base as aps_base
@@ -188,81 +188,6 @@ def stepped_wall(monkeypatch):
     for module in (aps_base, aps_executors, schedule):
         monkeypatch.setattr(module, "datetime", SteppedDatetime)
     return offset, wall
-
-
-def test_clock_steps_neither_flood_nor_hang_nor_double_fire(monkeypatch):
-    """Step the wall clock 30 days forward, then 31 days back, under a running scheduler."""
-    from ishowd.schedule import MonotonicInterval, SteadyScheduler
-
-    offset, wall = stepped_wall(monkeypatch)
-    interval = 0.1
-    sched = SteadyScheduler(timezone="UTC", watch=0.05, wall=wall,
-                            job_defaults={"coalesce": True, "max_instances": 1})
-    trigger = MonotonicInterval(interval, first_delay=0)
-    fired: list[tuple[float, int]] = []
-
-    def job():
-        slot = trigger.slot_now()
-        trigger.fired(slot)
-        fired.append((time.monotonic(), slot))
-
-    sched.add_job(job, trigger, id="sample", misfire_grace_time=1)
-    thread = threading.Thread(target=sched.start, daemon=True)
-    start = time.monotonic()
-    thread.start()
-    try:
-        wait_for(lambda: len(fired) >= 5, what="ticks before the step")
-        offset[0] += 30 * 86400
-        wait_for(lambda: len(fired) >= 12, what="ticks after stepping forward")
-        offset[0] -= 31 * 86400
-        wait_for(lambda: len(fired) >= 19, what="ticks after stepping back (a naive scheduler hangs here)")
-    finally:
-        sched.request_stop()
-        thread.join(10)
-    elapsed = time.monotonic() - start
-    slots = [s for _, s in fired]
-    assert slots == sorted(set(slots)), "a slot fired twice"
-    assert len(fired) <= elapsed / interval + 2, "ticks flooded after a step"
-    gaps = [b - a for (a, _), (b, _) in zip(fired, fired[1:])]
-    assert min(gaps) > interval / 2, "two ticks fired back to back"
-    assert sched.steps == 2
-    assert not thread.is_alive()
-
-
-def test_monotonic_trigger_skips_missed_slots_without_replaying_them():
-    from datetime import timezone
-    from ishowd.schedule import MonotonicInterval
-    mono = [100.0]
-    trig = MonotonicInterval(10, mono=lambda: mono[0])
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert (trig.get_next_fire_time(None, now) - now).total_seconds() == pytest.approx(10)
-    trig.fired(1)
-    mono[0] += 10 * 1000 + 3  # the process was stopped for a long while
-    nxt = trig.get_next_fire_time(None, now)
-    assert (nxt - now).total_seconds() == pytest.approx(7)   # the next slot, not 1000 catch-up runs
-    trig.fired(trig.slot_now())
-    assert trig.next_slot() == 1001
-    # asked twice about the same run (as APScheduler does), the answer is the same
-    assert trig.get_next_fire_time(nxt, now) == trig.get_next_fire_time(nxt, now)
-
-
-def test_monotonic_trigger_first_delay_counts_from_the_schedulers_first_question():
-    """first_delay=0 is the daemon's first sample at start. The scheduler first asks a while after
-    the trigger is made (the exporter and the control socket start in between): slot 1 used to be
-    due at construction, counted as missed by then, and the first sample came a whole interval late."""
-    from datetime import timezone
-    from ishowd.schedule import MonotonicInterval
-    mono = [100.0]
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    at_once = MonotonicInterval(60, mono=lambda: mono[0], first_delay=0)
-    default = MonotonicInterval(60, mono=lambda: mono[0])
-    mono[0] += 0.25
-    first = at_once.get_next_fire_time(None, now)
-    assert first == now
-    at_once.fired(at_once.slot_now())
-    assert at_once.last_slot == 1
-    assert (at_once.get_next_fire_time(first, now) - now).total_seconds() == pytest.approx(60)
-    assert (default.get_next_fire_time(None, now) - now).total_seconds() == pytest.approx(60)
 
 
 def test_kill_9_loses_at_most_the_tick_in_flight(tmp_path):

@@ -87,30 +87,36 @@ def test_a_tick_costs_the_daemon_few_wake_ups(tmp_path):
     assert per_tick <= 3, f"{per_tick:.1f} context switches per tick"
 
 
+class EveryFifth:
+    """A calendar of a slot every 0.2 s, for a test: ``CrontabTrigger`` asks only ``next_after``."""
+    text = "every 0.2 s"
+
+    def next_after(self, t: float, tz) -> float:
+        return (int(t / 0.2) + 1) * 0.2
+
+
 def test_a_clock_step_while_a_job_runs_does_not_stretch_the_sleep(monkeypatch):
-    """The scheduler no longer wakes every second to look at the clock, so a step between its look
-    and the sleep it reckons must be seen there: a day back taken during a job (run in the
-    scheduler's thread, as the tick is) made it sleep a day."""
+    """The jobs' scheduler never wakes to look at the clock, so a step between its look and the
+    sleep it reckons must be seen there: a day back taken during a job made it sleep a day."""
     import threading
 
     from apscheduler.executors.debug import DebugExecutor
 
-    from ishowd.schedule import MonotonicInterval, SteadyScheduler
+    from ishowd.schedule import CrontabTrigger, SteadyScheduler
     from test_daemon import stepped_wall
 
     offset, wall = stepped_wall(monkeypatch)
     sched = SteadyScheduler(timezone="UTC", wall=wall, executors={"default": DebugExecutor()},
                             job_defaults={"coalesce": True, "max_instances": 1})
-    trigger = MonotonicInterval(0.2, first_delay=0)
+    trigger = CrontabTrigger(EveryFifth(), timezone_utc())
     fired: list[float] = []
 
     def job():
-        trigger.fired(trigger.slot_now())
         fired.append(time.monotonic())
         if len(fired) == 2:
             offset[0] -= 86400
 
-    sched.add_job(job, trigger, id="sample", misfire_grace_time=1)
+    sched.add_job(job, trigger, id="job", misfire_grace_time=1)
     thread = threading.Thread(target=sched.start, daemon=True)
     thread.start()
     try:
@@ -119,6 +125,11 @@ def test_a_clock_step_while_a_job_runs_does_not_stretch_the_sleep(monkeypatch):
         sched.request_stop()
         thread.join(10)
     assert sched.steps == 1
+
+
+def timezone_utc():
+    from datetime import timezone
+    return timezone.utc
 
 
 def test_a_log_nobody_writes_costs_no_transaction(tmp_path):
@@ -212,3 +223,139 @@ def test_a_series_rolled_back_is_not_taken_from_the_label_cache(tmp_path):
     with sqlite3.connect(tmp_path / "s.db") as conn:
         assert conn.execute("SELECT labels FROM series WHERE name = ?", (metric.name,)).fetchall() == [('{"path":"/"}',)]
         assert conn.execute("SELECT count(*) FROM head").fetchone()[0] == 2
+
+
+def test_ingestion_says_when_its_run_is_short(tmp_path):
+    """``quick()``: what may run in the main loop's thread. A log unchanged or grown by a few lines
+    is; one never read, rotated, truncated, grown by more than QUICK_BYTES, or a rotation under way
+    is not (the run goes to the task pool)."""
+    import threading
+
+    from ishowd import catalog
+    from ishowd.backend import ingest
+    from ishowd.store.writer import Store
+    from standin_backend import StandinBackend
+
+    log = tmp_path / "backend.log"
+    cfg = catalog.loads_config(f'[storage]\npath = "{tmp_path / "s.db"}"\n[rtf]\nlogs = ["{log}"]\n', "test")
+    backend = StandinBackend(log).start(http=False)
+    store = Store(tmp_path / "s.db")
+    try:
+        backend.synth()
+        ingestor = ingest.Ingestor(cfg, store)
+        assert not ingestor.quick()                 # never read: a backlog, maybe
+        ingestor.run()
+        assert ingestor.quick()                     # nothing new
+        backend.synth()
+        assert ingestor.quick()                     # a request's lines
+        ingestor.run()
+        with open(log, "ab") as f:
+            f.write(b"x" * (ingest.QUICK_BYTES + 1) + b"\n")
+        assert not ingestor.quick()                 # a backlog
+        ingestor.run()
+        assert ingestor.quick()
+        os.truncate(log, 0)
+        assert not ingestor.quick()                 # truncated
+        ingestor.run()
+        taken = threading.Event()
+        done = threading.Event()
+
+        def rotation():
+            with ingest.LOG_LOCK:
+                taken.set()
+                done.wait(10)
+        holder = threading.Thread(target=rotation)
+        holder.start()
+        taken.wait(10)
+        try:
+            assert not ingestor.quick()             # the rotation job holds the log
+        finally:
+            done.set()
+            holder.join(10)
+        assert ingestor.quick()
+        os.rename(log, tmp_path / "backend.log.1")
+        backend.synth()
+        assert not ingestor.quick()                 # another file at the path
+        ingestor.run()
+        assert not ingestor.quick()                 # the renamed file is followed a while yet
+    finally:
+        backend.stop()
+        store.close()
+
+
+def test_ingestion_shares_the_ticks_wake_up(tmp_path):
+    """Log ingestion due with the tick runs in the same wake-up, in the main loop's thread: reading a
+    log every second beside a tick every second costs no context switch more than the tick alone
+    (a hand-off to a pool thread costs two or more each time)."""
+    import sqlite3
+
+    from standin_backend import StandinBackend
+
+    log = tmp_path / "backend.log"
+    backend = StandinBackend(log).start(http=False)
+    backend.synth()
+    cfg = write_config(tmp_path, sampling={"interval": "1s"}, rtf={"interval": "1s", "logs": [str(log)]},
+                       backend={"health_interval": "1h"})
+    err = tmp_path / "stderr"
+    proc = subprocess.Popen([entry_point("ishowd"), "run", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    db = tmp_path / "ishowd.db"
+
+    def records() -> int:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM rtf_records").fetchone()[0]
+    try:
+        wait_for(lambda: len(ticks(db)) >= 3 and records() == 1, what="three ticks and the first record")
+        first, before = len(ticks(db)), switches(proc.pid)
+        wait_for(lambda: len(ticks(db)) >= first + 5, what="five more ticks")
+        n, after = len(ticks(db)), switches(proc.pid)
+        backend.synth()                              # still read, in the tick's wake-up
+        wait_for(lambda: records() == 2, what="the new request read")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        backend.stop()
+    per_tick = (after - before) / (n - first)
+    assert per_tick <= 3, f"{per_tick:.1f} context switches per tick with ingestion every second"
+    assert "Traceback" not in err.read_text()
+
+
+def test_the_health_probe_keeps_one_thread_and_one_opener(tmp_path):
+    """Each probe after the first runs in the same thread, woken by the tick that finds it due,
+    through the same urllib opener: starting a thread per probe cost several context switches."""
+    import threading
+
+    from ishowd import catalog
+    from ishowd.collectors import TickContext
+    from ishowd.collectors.backend import BACKEND_UP, Backend
+    from standin_backend import StandinBackend
+
+    backend = StandinBackend(tmp_path / "backend.log").start()
+    cfg = catalog.loads_config(f'[backend]\nurl = "{backend.url}"\nhealth_interval = "1s"\n'
+                               f'[deployment]\nroot = "{tmp_path}"\n', "test")
+    c = Backend(cfg)
+    c.setup()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread):
+        started.append(thread.name)
+        real_start(thread)
+    try:
+        threading.Thread.start = counting_start
+        ctx = TickContext(now=time.time(), config=cfg)
+        assert [s.value for s in c.collect(ctx) if s.metric is BACKEND_UP] == [1.0]   # the first, in the tick
+        openers = set()
+        for n in range(4):
+            answered = c._answer
+            c._probe_started -= 10                   # the next probe is due
+            list(c.collect(ctx))
+            wait_for(lambda: c._answer is not answered and not c._probing, timeout=10, what=f"probe {n}")
+            openers.add(id(c._opener))
+        assert sum(1 for r in backend.requests if r.path == "/api/health") == 5
+    finally:
+        threading.Thread.start = real_start
+        c.close()
+        backend.stop()
+    assert [n for n in started if n.startswith("backend-health")] == ["backend-health"], started
+    assert len(openers) == 1

@@ -109,6 +109,11 @@ def _stat_signature(path: str):
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+# A log grown by at most this much since its last read is read in the scheduler's thread (a few lines
+# of a live stream: a millisecond or two); more, or anything but growth, goes to the task pool.
+QUICK_BYTES = 64 << 10
+
+
 class Ingestor:
     def __init__(self, config, store):
         rtf = config.rtf
@@ -133,6 +138,24 @@ class Ingestor:
         self.bench = lf.benchmark_texts(benchmark_texts(config))
 
     # --- the task ------------------------------------------------------------------
+
+    def quick(self) -> bool:
+        """Whether ``run`` would be short: every log unchanged since a read that left nothing to do,
+        or only grown, by at most ``QUICK_BYTES``, in the same file."""
+        if not LOG_LOCK.acquire(blocking=False):
+            return False            # a rotation is under way: the run waits for it in the pool, not the tick
+        LOG_LOCK.release()
+        for path in self.logs:
+            before = self._settled.get(path, False)
+            if before is False:
+                return False        # not read yet, or its last read left something (a renamed file)
+            seen = _stat_signature(path)
+            if seen == before:
+                continue
+            if not (isinstance(before, tuple) and isinstance(seen, tuple) and before[:2] == seen[:2]
+                    and 0 <= seen[2] - before[2] <= QUICK_BYTES):
+                return False
+        return True
 
     def run(self, now: Optional[float] = None) -> None:
         for path in self.logs:

@@ -12,8 +12,11 @@ that ``setup()`` accepts.
         def interval(self): return self.config.rtf.interval   # seconds, or None
         def run(self, now): ...
 
-A task runs in the scheduler's worker pool, never inside the sampling tick,
-with at most one instance of itself at a time. ``after_tick = True`` tasks run
+A task runs between ticks, with at most one instance of itself at a time: in
+the scheduler's own thread when ``quick()`` says this run is short (as the
+tick does: no hand-off to another thread to pay for), else in the task pool,
+so that a long run holds up no tick. Its interval's slots lie on the sampling
+tick's grid, so a task due with a tick shares its wake-up. ``after_tick = True`` tasks run
 right after each sampling tick instead of on their own interval (alert
 evaluation). ``cron()`` may return APScheduler cron fields (a dict such as
 ``{"hour": 3, "minute": 0}``) for calendar jobs. ``ishowd run --once`` runs
@@ -45,6 +48,11 @@ class Task(Part):
 
     def cron(self) -> Optional[dict]:
         return None
+
+    def quick(self) -> bool:
+        """Whether a run now would be short (a few milliseconds), so it may run in the scheduler's
+        thread between two ticks. Asked just before each run; when unsure, say False."""
+        return False
 
     def run(self, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

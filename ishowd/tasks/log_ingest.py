@@ -28,6 +28,9 @@ class LogIngest(Task):
     def interval(self) -> Optional[float]:
         return self.config.rtf.interval
 
+    def quick(self) -> bool:
+        return self.ingestor.quick()
+
     def run(self, now: float) -> None:
         # A write that fails for the disk's sake (full, I/O errors) is said once by the store, not
         # as a traceback each run; nothing is lost: the positions commit with the records, so the
