@@ -235,6 +235,8 @@ class Daemon:
         try:
             self.loop.run()         # returns after a stop, with the run in flight finished
         finally:
+            for signum in HANDLED_SIGNALS:   # a second Ctrl-C does not cut the close short (it is bounded)
+                signal.signal(signum, signal.SIG_IGN)
             self.scheduler.request_stop()
             calendar.join()         # the jobs in flight finish (a stop asked them to)
             self._task_pool.shutdown(wait=True)   # and the tasks' long runs
@@ -333,6 +335,8 @@ class Daemon:
         return "; ".join(parts)
 
     def _send_status(self) -> None:
+        if not self.notifier.enabled:
+            return          # not under systemd: nobody to tell, so nothing to put together each tick
         text = self.status_text()
         if text != self._status_sent:
             self._status_sent = text
