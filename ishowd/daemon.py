@@ -385,8 +385,8 @@ class Daemon:
                 self.loop.stop()
 
     def _on_clock_step(self, step: float) -> None:
-        """The wall clock stepped: the calendar's thread looks again now, not when its sleep ends."""
-        log.warning("wall clock stepped by %+.0f s", step)
+        """The wall clock stepped: the calendar's thread looks again now, not when its sleep ends
+        (and says so, as it re-anchors the jobs)."""
         if self.scheduler is not None:
             self.scheduler.wakeup()
 

@@ -17,6 +17,7 @@ MemFree:         1234567 kB
 MemAvailable:   20480000 kB
 Buffers:          102400 kB
 Cached:          8000000 kB
+Shmem:            200000 kB
 SwapCached:            0 kB
 Active:          4000000 kB
 Inactive:        3000000 kB
