@@ -435,7 +435,7 @@ class Daemon:
             log.info("configuration reloaded from %s: nothing changed", new.source)
             return
         tasks = self._tasks(new)   # before the swap: a new alert evaluator observes the writes from here on
-        # between two ticks: the tick runs in this same thread, the scheduler's
+        # between two ticks: the tick runs in this same thread, the main loop's
         self.config = new
         retired, self.tasks = self.tasks, tasks
         if any(n.split(".")[0] not in NOT_COLLECTED and old.sections.get(n) != new.sections.get(n)
@@ -480,7 +480,7 @@ class Daemon:
         self.exporter = exporter.start(new, self.store.path, new.metrics)
 
     def _retire(self, parts: list) -> None:
-        """Close parts no longer in use off the scheduler's thread: the alert task's hooks in flight
+        """Close parts no longer in use off the main loop's thread: the alert task's hooks in flight
         get their grace there, as at a stop."""
         if parts:
             threading.Thread(target=lambda: [self._close(p) for p in parts], name="ishowd-retire",

@@ -109,7 +109,7 @@ def _stat_signature(path: str):
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-# A log grown by at most this much since its last read is read in the scheduler's thread (a few lines
+# A log grown by at most this much since its last read is read in the main loop's thread (a few lines
 # of a live stream: a millisecond or two); more, or anything but growth, goes to the task pool.
 QUICK_BYTES = 64 << 10
 

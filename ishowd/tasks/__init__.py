@@ -13,7 +13,7 @@ that ``setup()`` accepts.
         def run(self, now): ...
 
 A task runs between ticks, with at most one instance of itself at a time: in
-the scheduler's own thread when ``quick()`` says this run is short (as the
+the main loop's thread when ``quick()`` says this run is short (as the
 tick does: no hand-off to another thread to pay for), else in the task pool,
 so that a long run holds up no tick. Its interval's slots lie on the sampling
 tick's grid, so a task due with a tick shares its wake-up. ``after_tick = True`` tasks run
@@ -50,7 +50,7 @@ class Task(Part):
         return None
 
     def quick(self) -> bool:
-        """Whether a run now would be short (a few milliseconds), so it may run in the scheduler's
+        """Whether a run now would be short (a few milliseconds), so it may run in the main loop's
         thread between two ticks. Asked just before each run; when unsure, say False."""
         return False
 
