@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import entry_point, write_config
-from test_daemon import ticks, wait_for
+from test_daemon import ro, ticks, wait_for
 
 
 def switches(pid: int) -> int:
@@ -287,8 +287,6 @@ def test_ingestion_shares_the_ticks_wake_up(tmp_path):
     """Log ingestion due with the tick runs in the same wake-up, in the main loop's thread: reading a
     log every second beside a tick every second costs no context switch more than the tick alone
     (a hand-off to a pool thread costs two or more each time)."""
-    import sqlite3
-
     from standin_backend import StandinBackend
 
     log = tmp_path / "backend.log"
@@ -302,8 +300,11 @@ def test_ingestion_shares_the_ticks_wake_up(tmp_path):
     db = tmp_path / "ishowd.db"
 
     def records() -> int:
-        with sqlite3.connect(db) as conn:
+        conn = ro(db)       # closed each time: a connection left open pins an old snapshot (Python 3.10)
+        try:
             return conn.execute("SELECT count(*) FROM rtf_records").fetchone()[0]
+        finally:
+            conn.close()
     try:
         wait_for(lambda: len(ticks(db)) >= 3 and records() == 1, what="three ticks and the first record")
         first, before = len(ticks(db)), switches(proc.pid)
