@@ -89,9 +89,6 @@ class MainLoop:
             entry.slot = None
             self._lay(entry, now)
 
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
     def _lay(self, entry: _Entry, now: float) -> None:
         """The entry's next slot: the first one not past (within ``COALESCE``), after the one it ran."""
         s = entry.seconds
@@ -132,10 +129,7 @@ class MainLoop:
                     break
                 due = min((e.due for e in self._entries.values()), default=math.inf)
                 timeout = None if due == math.inf else max(0.0, due - self.mono() + COALESCE)
-                try:
-                    ready, _, _ = select.select([read_end], [], [], timeout)
-                except InterruptedError:   # pragma: no cover - PEP 475 retries select itself
-                    ready = [read_end]
+                ready, _, _ = select.select([read_end], [], [], timeout)   # a signal: retried (PEP 475), readable
                 if ready:
                     self._read_signals(read_end)
         finally:

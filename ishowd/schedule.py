@@ -57,13 +57,11 @@ class CrontabTrigger(BaseTrigger):
 
 
 class SteadyScheduler(BlockingScheduler):
-    """Its ``start()`` runs the calendar in the calling thread until ``request_stop()``. ``watch``,
-    when given, caps each sleep at that many seconds."""
+    """Its ``start()`` runs the calendar in the calling thread until ``request_stop()``."""
 
-    def __init__(self, *args, watch: float | None = None, wall: Callable[[], float] = time.time,
-                 mono: Callable[[], float] = time.monotonic, **kwargs):
+    def __init__(self, *args, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self._watch = watch
         self._wall, self._mono = wall, mono
         self._offset: float | None = None
         self._stop_requested = False
@@ -101,4 +99,4 @@ class SteadyScheduler(BlockingScheduler):
             # stepped while the jobs were looked at or ran: the wait was reckoned on both sides of
             # the step (after a step back it would sleep until the old schedule came round)
             return 0
-        return min(TIMEOUT_MAX if wait is None else wait, TIMEOUT_MAX if self._watch is None else self._watch)
+        return TIMEOUT_MAX if wait is None else min(wait, TIMEOUT_MAX)

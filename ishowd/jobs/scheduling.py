@@ -1,8 +1,8 @@
-"""The maintenance jobs on the daemon's scheduler: their calendar, the runs missed while it was down,
-and the calendar a reload (SIGHUP) brings.
+"""The maintenance jobs on APScheduler (``schedule.SteadyScheduler``, in a thread of its own): their
+calendar, the runs missed while it was down, and the calendar a reload (SIGHUP) brings.
 
-Jobs run in their own small pool (``executor="jobs"``), never the one the
-sampling tick and the tasks use, so a job running for an hour delays no tick.
+Jobs run in their own small pool (``executor="jobs"``), off the main loop that runs the sampling
+tick and the tasks, so a job running for an hour delays no tick.
 """
 from __future__ import annotations
 
