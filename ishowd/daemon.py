@@ -72,6 +72,7 @@ class Daemon:
         self._task_pool = None
         self._long_runs: dict = {}                   # task name -> the Future of its run in the task pool
         self._warned: set[tuple[str, str]] = set()
+        self._checks: dict = {}                      # collector -> _label_sets(collector)
         self.notifier = Notifier(None)
         self._closing = threading.Event()
         self._ready = False
@@ -128,17 +129,33 @@ class Daemon:
                 got, ok = [], 0.0
                 self._warn_once(f"collector {c.name}", f"failed: {exc!r} (its metrics are absent until it recovers)")
             took = time.perf_counter() - start
+            label_sets = self._label_sets(c)
             for s in got:
-                if s.metric not in c.metrics or set(s.labels) != set(s.metric.labels) \
-                        or not isinstance(s.value, (int, float)) or not math.isfinite(s.value):
-                    self._warn_once(f"collector {c.name}", f"dropped a malformed sample of {s.metric.name}")
-                    continue
-                batch.append(s)
-            labels = {"collector": c.name}
+                try:
+                    names = label_sets.get(s.metric)
+                    good = names is not None and s.labels.keys() == names \
+                        and isinstance(s.value, (int, float)) and math.isfinite(s.value)
+                except (AttributeError, TypeError):   # not a Sample of a Metric, labels not a mapping
+                    good = False
+                if good:
+                    batch.append(s)
+                else:
+                    self._warn_once(f"collector {c.name}",
+                                    f"dropped a malformed sample of {getattr(s.metric, 'name', s.metric)}")
+            labels = label_sets[None]
             batch.append(Sample(COLLECTOR_DURATION, round(took, 6), labels))
             batch.append(Sample(COLLECTOR_SUCCESS, ok, labels))
         batch += self.jobs.samples(now)
         return batch
+
+    def _label_sets(self, c: Collector) -> dict:
+        """What a sample of ``c`` is checked against, made once: each of its metrics with the label
+        names it takes; under None the labels of ``c``'s own duration and success."""
+        sets = self._checks.get(c)
+        if sets is None:
+            sets = self._checks[c] = {m: frozenset(m.labels) for m in c.metrics}
+            sets[None] = {"collector": c.name}
+        return sets
 
     def tick(self, now: Optional[float] = None, *, after: bool = True) -> int:
         """Sample, write, maintain, run after-tick tasks (unless ``after`` is False). Returns the samples written."""
@@ -445,6 +462,7 @@ class Daemon:
             for c in self.collectors:
                 self._close(c)
             self.collectors = self._collectors(new)
+            self._checks.clear()
         from .settings import hour_retention_seconds
         self.store.raw_retention = new.storage.raw_retention
         self.store.minute_retention = new.storage.minute_retention

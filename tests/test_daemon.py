@@ -15,6 +15,7 @@ from ishowd import collectors
 from ishowd.collectors import Collector
 from ishowd.daemon import Daemon
 from ishowd.metrics import Sample, declare
+from ishowd.specs.host import MEM_TOTAL
 
 from conftest import entry_point, write_config
 
@@ -65,7 +66,9 @@ def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
         metrics = (FLAKY,)
 
         def collect(self, ctx):
-            return [Sample(FLAKY, float("nan")), Sample(FLAKY, 1.0, {"bogus": "x"}), Sample(FLAKY, 0.5)]
+            return [Sample(FLAKY, float("nan")), Sample(FLAKY, 1.0, {"bogus": "x"}), Sample(FLAKY, 0.5),
+                    Sample(FLAKY, "0.7"), Sample(FLAKY, 0.8, ["bogus"]), Sample(MEM_TOTAL, 1.0),
+                    Sample("test_flaky_ratio", 0.9)]
 
     monkeypatch.setitem(collectors.REGISTRY.classes, "broken", Broken)
     monkeypatch.setitem(collectors.REGISTRY.classes, "malformed", Malformed)
@@ -80,8 +83,8 @@ def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
     assert rows['ishowd_collector_success{"collector":"broken"}'] == 0.0
     assert rows['ishowd_collector_success{"collector":"host"}'] == 1.0
     assert rows['ishowd_collector_success{"collector":"malformed"}'] == 1.0
-    assert rows["test_flaky_ratio"] == 0.5            # only the well-formed sample of the two
-    assert "memory_total_bytes" in rows                # the tick itself went through
+    assert rows["test_flaky_ratio"] == 0.5            # only the well-formed sample of them all
+    assert rows["memory_total_bytes"] > 1.0            # the tick itself went through, the host's own
 
 
 def test_run_once_then_status(tmp_path):

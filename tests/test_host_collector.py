@@ -10,6 +10,7 @@ import pytest
 
 from ishowd import catalog
 from ishowd.collectors import TickContext
+from ishowd.collectors._sysfs import KeptFile
 from ishowd.collectors.host import HostCollector
 
 MEMINFO = """MemTotal:       31026176 kB
@@ -118,3 +119,45 @@ def test_on_this_machine_the_same_as_psutil():
     got = read(c, cfg)
     assert got["memory_total_bytes"] == psutil.virtual_memory().total
     assert 0 <= got["cpu_utilization_percent"] <= 100
+
+
+def test_a_kept_file_reads_what_the_file_holds_now(tmp_path):
+    """The descriptor stays open across reads, and a read gives the file's text of that moment:
+    written over in place, replaced by another file, gone."""
+    path = tmp_path / "loadavg"
+    path.write_text("0.10 0.20 0.30 1/100 42\n")
+    kept = KeptFile(str(path))
+    assert kept.read() == b"0.10 0.20 0.30 1/100 42\n"
+    fd = kept._fd
+    path.write_text("9.99 0.20 0.30 1/100 42\n")          # in place, as the kernel's text changes
+    assert kept.read().startswith(b"9.99") and kept._fd == fd
+    path.unlink()
+    (tmp_path / "new").write_text("1.00 2.00 3.00 1/100 42\n")
+    (tmp_path / "new").rename(path)                         # another file under the path
+    assert kept.read().startswith(b"1.00")
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        kept.read()
+    kept.close()
+
+
+def test_a_kept_file_reads_a_table_larger_than_one_read(tmp_path):
+    path = tmp_path / "diskstats"
+    text = "".join(f"   8 {i:6d} sd{i} 1 2 3 4 5 6 7 8 9 10 11\n" for i in range(4000))
+    path.write_text(text)
+    assert len(text) > 2 * 65536
+    kept = KeptFile(str(path))
+    assert kept.read().decode() == text and kept.read().decode() == text
+    kept.close()
+
+
+def test_a_kept_file_reads_procfs_anew_each_time():
+    """/proc/self/schedstat through one descriptor: the kernel writes it for each read (the time on
+    the CPU moves on, the descriptor stays)."""
+    kept = KeptFile("/proc/self/schedstat")
+    first = int(kept.read().split()[0])
+    deadline = time.thread_time() + 0.05
+    while time.thread_time() < deadline:
+        pass
+    assert int(kept.read().split()[0]) > first
+    kept.close()

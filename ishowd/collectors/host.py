@@ -18,7 +18,7 @@ from ..metrics import Sample
 from ..paths import meminfo_kb, proc_path
 from ..specs.host import CPU, DISK_FREE, DISK_TOTAL, MEM_AVAILABLE, MEM_TOTAL, MEM_USED, SWAP_USED
 from . import Collector, TickContext, register
-from ._sysfs import read_bytes
+from ._sysfs import KeptFile
 
 KIB = 1024
 # /proc/stat's cpu line: user nice system idle iowait irq softirq steal guest guest_nice
@@ -77,8 +77,8 @@ class HostCollector(Collector):
     metrics = (CPU, MEM_USED, MEM_AVAILABLE, MEM_TOTAL, SWAP_USED, DISK_FREE, DISK_TOTAL)
 
     def setup(self):
-        self._stat = str(proc_path(self.config, "stat"))
-        self._meminfo = str(proc_path(self.config, "meminfo"))
+        self._stat = KeptFile(str(proc_path(self.config, "stat")))
+        self._meminfo = KeptFile(str(proc_path(self.config, "meminfo")))
         self._mounts: list[str] | None = None
         self._cpu: Optional[tuple[int, ...]] = None
         self._cpu_at = 0.0
@@ -87,7 +87,7 @@ class HostCollector(Collector):
 
     def _read_cpu(self) -> Optional[tuple[int, ...]]:
         try:
-            times = cpu_times(read_bytes(self._stat))
+            times = cpu_times(self._stat.read())
         except OSError:
             times = None  # no /proc/stat: cpu is absent, the rest still reads
         if times is not None:
@@ -121,7 +121,7 @@ class HostCollector(Collector):
             elif len(now) == len(before):
                 out.append(Sample(CPU, busy_percent(before, now)))
         try:
-            kb = meminfo_kb(read_bytes(self._meminfo).decode("ascii", "replace"),
+            kb = meminfo_kb(self._meminfo.read().decode("ascii", "replace"),
                             "MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
         except OSError:
             kb = {}
@@ -140,9 +140,14 @@ class HostCollector(Collector):
             except OSError:
                 self._mounts = None  # re-discover next tick; this path is absent for this one
                 continue
-            out += [Sample(DISK_FREE, float(st.f_bavail * st.f_frsize), {"path": m}),
-                    Sample(DISK_TOTAL, float(st.f_blocks * st.f_frsize), {"path": m})]
+            labels = {"path": m}
+            out += [Sample(DISK_FREE, float(st.f_bavail * st.f_frsize), labels),
+                    Sample(DISK_TOTAL, float(st.f_blocks * st.f_frsize), labels)]
         return out
+
+    def close(self) -> None:
+        self._stat.close()
+        self._meminfo.close()
 
     def _available_by_psutil(self, total_kb: Optional[int]) -> Optional[int]:
         """A kernel without ``MemAvailable`` (before 3.14): psutil estimates it from the zones."""

@@ -29,24 +29,11 @@ from ..paths import proc_path, sys_path
 from ..specs.procfs import (BOOT, DISK_BUSY, DISK_READ, DISK_WRITTEN, LOAD, NET_RX, NET_RX_DROPS, NET_RX_ERRORS,
                             NET_TX, NET_TX_DROPS, NET_TX_ERRORS, UPTIME)
 from . import Collector, TickContext, register
-from ._sysfs import exists
+from ._sysfs import KeptFile, exists, read_all
 
 SECTOR = 512                # /proc/diskstats counts 512-byte sectors whatever the device's own size
 CLOCK_STEP = 2.0            # btime is whole seconds, uptime read a moment after the tick's time
-_CHUNK = 65536
 _WINDOWS = ({"window": "1m"}, {"window": "5m"}, {"window": "15m"})
-
-
-def read_all(path: str) -> bytes:
-    """The whole file; procfs tables may outgrow one read. Raises OSError."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = [os.read(fd, _CHUNK)]
-        while len(chunks[-1]) == _CHUNK:
-            chunks.append(os.read(fd, _CHUNK))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def globs(patterns) -> re.Pattern | None:
@@ -77,8 +64,10 @@ class ProcfsCollector(Collector):
             found[name] = path if exists(path) else None
         if not any(found.values()):
             return f"no loadavg, uptime, stat, net/dev or diskstats in {root}"
-        self._loadavg, self._uptime, self._stat = found["loadavg"], found["uptime"], found["stat"]
-        self._netdev, self._diskstats = found["net/dev"], found["diskstats"]
+        # the tables read every tick through descriptors kept open; stat is read seldom
+        self._loadavg, self._uptime, self._netdev, self._diskstats = (
+            KeptFile(found[n]) if found[n] else None for n in ("loadavg", "uptime", "net/dev", "diskstats"))
+        self._stat = found["stat"]
         self._block = str(sys_path(self.config, "block"))
         self._net_excluded = globs(self.config.host.network_exclude)
         self._disk_excluded = globs(self.config.host.disk_exclude)
@@ -89,6 +78,11 @@ class ProcfsCollector(Collector):
         self._boot_read = False
         self._booted_at: float | None = None    # now - uptime when btime was last read
         return None
+
+    def close(self) -> None:
+        for kept in (self._loadavg, self._uptime, self._netdev, self._diskstats):
+            if kept is not None:
+                kept.close()
 
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
         out: list[Sample] = []
@@ -105,7 +99,7 @@ class ProcfsCollector(Collector):
 
     def _read_loadavg(self, out: list) -> None:
         try:
-            values = [float(v) for v in read_all(self._loadavg).split()[:3]]
+            values = [float(v) for v in self._loadavg.read().split()[:3]]
         except (OSError, ValueError):
             return
         if len(values) == 3:
@@ -113,7 +107,7 @@ class ProcfsCollector(Collector):
 
     def _read_uptime(self, out: list) -> float | None:
         try:
-            up = float(read_all(self._uptime).split()[0])
+            up = float(self._uptime.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None
         out.append(Sample(UPTIME, up))
@@ -134,7 +128,7 @@ class ProcfsCollector(Collector):
 
     def _read_netdev(self, out: list) -> None:
         try:
-            lines = read_all(self._netdev).decode("ascii", "replace").splitlines()[2:]
+            lines = self._netdev.read().decode("ascii", "replace").splitlines()[2:]
         except OSError:
             return
         for line in lines:
@@ -159,7 +153,7 @@ class ProcfsCollector(Collector):
 
     def _read_diskstats(self, out: list) -> None:
         try:
-            lines = read_all(self._diskstats).decode("ascii", "replace").splitlines()
+            lines = self._diskstats.read().decode("ascii", "replace").splitlines()
         except OSError:
             return
         for line in lines:

@@ -195,12 +195,19 @@ class Store:
         by_ts: dict[int, list[tuple[int, float]]] = {}
         tick, n = int(ts), 0
         sid_of = self._sid_of
+        this_tick = None       # by_ts[tick], looked up once
         for s in batch:
-            key = (s.metric.name, tuple(s.labels.items()))
+            labels = s.labels
+            key = (s.metric.name, tuple(labels.items()) if labels else ())
             sid = sid_of.get(key)
             if sid is None:
-                sid = sid_of[key] = self.series_id(conn, s.metric.name, labels_key(s.labels))
-            by_ts.setdefault(tick if s.ts is None else int(s.ts), []).append((sid, float(s.value)))
+                sid = sid_of[key] = self.series_id(conn, s.metric.name, labels_key(labels))
+            if s.ts is None:
+                if this_tick is None:
+                    this_tick = by_ts.setdefault(tick, [])
+                this_tick.append((sid, float(s.value)))
+            else:
+                by_ts.setdefault(int(s.ts), []).append((sid, float(s.value)))
             n += 1
         mono = clock.boottime_ms()
         for t, pairs in by_ts.items():
