@@ -45,7 +45,10 @@ log = logging.getLogger("ishowd")
 NOT_COLLECTED = frozenset({"alerts", "jobs", "exporter", "logging", "sampling", "storage", "deployment"})
 TASK_WORKERS = 2        # threads for the tasks' long runs (a log's backlog), each started when first needed
 HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
-TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's alert evaluation judges what they read
+TICK_ORDER, TASK_ORDER = 1, 0
+# A store renamed or deleted under the daemon is noticed within this (one stat of its path); at a
+# 1 s interval a stat each tick was a twentieth of the tick, cold.
+MOVED_CHECK_EVERY = 5.0   # in a wake-up the tasks run first: the tick's alert evaluation judges what they read
 
 
 class Daemon:
@@ -73,6 +76,7 @@ class Daemon:
         self._long_runs: dict = {}                   # task name -> the Future of its run in the task pool
         self._warned: set[tuple[str, str]] = set()
         self._checks: dict = {}                      # collector -> _label_sets(collector)
+        self._moved_checked = -math.inf              # monotonic time of the last store.moved()
         self.notifier = Notifier(None)
         self._closing = threading.Event()
         self._ready = False
@@ -160,7 +164,11 @@ class Daemon:
     def tick(self, now: Optional[float] = None, *, after: bool = True) -> int:
         """Sample, write, maintain, run after-tick tasks (unless ``after`` is False). Returns the samples written."""
         now = time.time() if now is None else now
-        moved = self.store.moved()
+        mono = time.monotonic()
+        moved = None
+        if mono - self._moved_checked >= MOVED_CHECK_EVERY:
+            self._moved_checked = mono
+            moved = self.store.moved()
         if moved:
             self._stop(f"{moved}: stopping, for writing on would go where no reader looks; "
                        "started again, ishowd begins a new store there")

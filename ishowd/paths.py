@@ -36,16 +36,21 @@ def proc_path(config, *parts: str) -> "Path":
 
 
 def meminfo_kb(text: str, *keys: str) -> dict[str, int]:
-    """Pick ``keys`` out of /proc/meminfo text; values in kB as written there."""
+    """Pick ``keys`` out of /proc/meminfo text; values in kB as written there. Each key is found
+    by a search for its line, not by splitting all sixty-odd lines."""
     out: dict[str, int] = {}
-    wanted = set(keys)
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        if sep and name in wanted:
-            try:
-                out[name] = int(rest.split()[0])
-            except (IndexError, ValueError):
+    for key in keys:
+        head = key + ":"
+        if text.startswith(head):
+            at = 0
+        else:
+            at = text.find("\n" + head) + 1
+            if not at:
                 continue
-            if len(out) == len(wanted):
-                break
+        start = at + len(head)
+        end = text.find("\n", start)
+        try:
+            out[key] = int(text[start:end if end >= 0 else len(text)].split()[0])
+        except (IndexError, ValueError):
+            continue
     return out
