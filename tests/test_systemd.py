@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import entry_point, write_config
+from hw_helpers import FIXTURES
 from standin_backend import line_api
 from test_daemon import wait_for
 
@@ -177,15 +178,12 @@ def test_ready_once_after_the_first_tick_then_status_watchdog_and_stopping(tmp_p
 
 
 def test_a_wedged_sampling_loop_stops_the_watchdog_pings(tmp_path):
-    """The collector's read of ``<procfs_root>/meminfo`` is made to block for real: the file becomes
-    a FIFO nobody writes. The tick hangs, the pings stop (systemd would restart ishowd), the process
-    stays; once the FIFO is written, the tick ends and the pings come again."""
-    proc_root = tmp_path / "proc"
-    proc_root.mkdir()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            (proc_root / name).symlink_to(f"/proc/{name}")
-    cfg = write_config(tmp_path, sampling={"interval": "1s"}, host={"procfs_root": str(proc_root)})
+    """A thermal zone's ``temp`` read is made to block for real: the file, in a copy of a fixture
+    tree, becomes a FIFO nobody writes. The tick hangs, the pings stop (systemd would restart
+    ishowd), the process stays; once the FIFO is written, the tick ends and the pings come again."""
+    sys_root = tmp_path / "sys"
+    shutil.copytree(FIXTURES / "x86-plain" / "sys", sys_root, symlinks=True)
+    cfg = write_config(tmp_path, sampling={"interval": "1s"}, host={"sysfs_root": str(sys_root)})
     db, err = tmp_path / "ishowd.db", tmp_path / "stderr"
     notify = NotifySocket("path")
     proc = start(cfg, err, NOTIFY_SOCKET=notify.address, WATCHDOG_USEC="1000000")
@@ -193,20 +191,21 @@ def test_a_wedged_sampling_loop_stops_the_watchdog_pings(tmp_path):
         notify.wait(lambda m: "READY" in m, what="READY=1")
         for n in range(3):
             notify.wait(lambda m: "WATCHDOG" in m, timeout=10, what=f"watchdog ping {n + 1}")
-        meminfo = proc_root / "meminfo"
-        meminfo.unlink()
-        os.mkfifo(meminfo)
+        temp = sys_root / "devices" / "virtual" / "thermal" / "thermal_zone0" / "temp"
+        value = temp.read_bytes()
+        temp.unlink()
+        os.mkfifo(temp)
         notify.silence("WATCHDOG", quiet=3.0)
         assert proc.poll() is None
         wedged = tick_rows(db)
         assert "the sampling tick has run for" in err.read_text()
         assert "watchdog's pings are withheld" in err.read_text()
         # the collector is blocked opening the FIFO: a writer lets it through
-        writer = os.open(meminfo, os.O_WRONLY | os.O_NONBLOCK)
-        real = tmp_path / "meminfo.link"
-        real.symlink_to("/proc/meminfo")
-        os.replace(real, meminfo)
-        os.write(writer, Path("/proc/meminfo").read_bytes())
+        writer = os.open(temp, os.O_WRONLY | os.O_NONBLOCK)
+        real = tmp_path / "temp.file"
+        real.write_bytes(value)
+        os.replace(real, temp)
+        os.write(writer, value)
         os.close(writer)
         notify.wait(lambda m: "WATCHDOG" in m, timeout=10, what="the pings again")
         wait_for(lambda: tick_rows(db) > wedged, what="the tick after the wedge")
