@@ -3,6 +3,7 @@
 same procfs tree at the same moments."""
 from __future__ import annotations
 
+import os
 import time
 
 import psutil
@@ -161,3 +162,21 @@ def test_a_kept_file_reads_procfs_anew_each_time():
         pass
     assert int(kept.read().split()[0]) > first
     kept.close()
+
+
+def test_closing_the_collectors_closes_their_kept_descriptors(tmp_path):
+    """A reload closes the collectors it replaces: no descriptor may outlive them."""
+    from ishowd.collectors.procfs import ProcfsCollector
+    cfg = catalog.loads_config("")
+    made = [HostCollector(cfg), ProcfsCollector(cfg)]
+    for c in made:
+        assert c.setup() is None
+        list(c.collect(TickContext(now=time.time(), config=cfg)))
+    kept = [v for c in made for v in vars(c).values() if isinstance(v, KeptFile)]
+    fds = [k._fd for k in kept]
+    assert len(kept) == 6 and all(fd is not None for fd in fds)
+    for c in made:
+        c.close()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)

@@ -68,7 +68,7 @@ class KeptFile:
 
     The kernel writes a procfs file's text anew for every read from offset 0, so the
     descriptor does not go stale; what a tick saves is the path lookup, the open and
-    the close: here 5-15 of a read's 7-25 us (``bench/procfs_read.py``). Only for
+    the close: a quarter of the six tables' cost (``bench/procfs_read.py``). Only for
     procfs tables, which exist as long as the kernel runs: a sysfs attribute can go
     with its device, and its reader must see it go. A file unlinked or renamed over
     (a fixture tree's, a copy's) has no links left: it is opened again by its path,

@@ -15,7 +15,7 @@ from ..paths import meminfo_kb, proc_path
 from ..specs.gpu import GPU_MEM_TOTAL, GPU_MEM_USED
 from . import Collector, TickContext, register
 from ._gpu import jetson_gpu_label
-from ._sysfs import read_bytes
+from ._sysfs import KeptFile
 
 
 @register
@@ -24,21 +24,27 @@ class JetsonGpuMemoryCollector(Collector):
     metrics = (GPU_MEM_USED, GPU_MEM_TOTAL)
 
     def setup(self):
+        self._meminfo = None
         self._label = jetson_gpu_label(self.config)
         if self._label is None:
             return "no Jetson GPU (desktop GPUs: NVML)"
-        self._meminfo = str(proc_path(self.config, "meminfo"))
+        self._meminfo = KeptFile(str(proc_path(self.config, "meminfo")))
         try:
-            found = meminfo_kb(read_bytes(self._meminfo).decode("ascii", "replace"), "NvMapMemUsed", "MemTotal")
+            found = meminfo_kb(self._meminfo.read().decode("ascii", "replace"), "NvMapMemUsed", "MemTotal")
         except OSError as exc:
-            return f"cannot read {self._meminfo}: {exc.strerror or exc}"
+            return f"cannot read {self._meminfo.path}: {exc.strerror or exc}"
         if "NvMapMemUsed" not in found:
+            self._meminfo.close()      # the daemon drops a part not set up without closing it
             return "no NvMapMemUsed in meminfo (not an nvmap kernel)"
         return None
 
+    def close(self) -> None:
+        if self._meminfo is not None:
+            self._meminfo.close()
+
     def collect(self, ctx: TickContext) -> Iterable[Sample]:
         try:
-            text = read_bytes(self._meminfo).decode("ascii", "replace")
+            text = self._meminfo.read().decode("ascii", "replace")
         except OSError:
             return []
         kb = meminfo_kb(text, "NvMapMemUsed", "MemTotal")
