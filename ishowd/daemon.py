@@ -45,10 +45,10 @@ log = logging.getLogger("ishowd")
 NOT_COLLECTED = frozenset({"alerts", "jobs", "exporter", "logging", "sampling", "storage", "deployment"})
 TASK_WORKERS = 2        # threads for the tasks' long runs (a log's backlog), each started when first needed
 HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
-TICK_ORDER, TASK_ORDER = 1, 0
+TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's alert evaluation judges what they read
 # A store renamed or deleted under the daemon is noticed within this (one stat of its path); at a
 # 1 s interval a stat each tick was a twentieth of the tick, cold.
-MOVED_CHECK_EVERY = 5.0   # in a wake-up the tasks run first: the tick's alert evaluation judges what they read
+MOVED_CHECK_EVERY = 5.0
 
 
 class Daemon:
@@ -145,7 +145,7 @@ class Daemon:
                     batch.append(s)
                 else:
                     self._warn_once(f"collector {c.name}",
-                                    f"dropped a malformed sample of {getattr(s.metric, 'name', s.metric)}")
+                                    f"dropped a malformed sample of {getattr(getattr(s, 'metric', s), 'name', s)}")
             labels = label_sets[None]
             batch.append(Sample(COLLECTOR_DURATION, round(took, 6), labels))
             batch.append(Sample(COLLECTOR_SUCCESS, ok, labels))

@@ -68,7 +68,7 @@ def test_failing_collector_costs_only_itself(tmp_path, monkeypatch):
         def collect(self, ctx):
             return [Sample(FLAKY, float("nan")), Sample(FLAKY, 1.0, {"bogus": "x"}), Sample(FLAKY, 0.5),
                     Sample(FLAKY, "0.7"), Sample(FLAKY, 0.8, ["bogus"]), Sample(MEM_TOTAL, 1.0),
-                    Sample("test_flaky_ratio", 0.9)]
+                    Sample("test_flaky_ratio", 0.9), ("test_flaky_ratio", 0.95)]
 
     monkeypatch.setitem(collectors.REGISTRY.classes, "broken", Broken)
     monkeypatch.setitem(collectors.REGISTRY.classes, "malformed", Malformed)
