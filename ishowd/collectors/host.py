@@ -5,7 +5,7 @@ as psutil reckons them (``cpu_percent``, ``virtual_memory``): busy is the total 
 idle and iowait, guest time already counted in user and nice, each field's delta
 clamped at zero; used memory is total less ``MemAvailable``. Read here in a few
 lines, not through psutil: its parse and objects were half of an idle tick's
-CPU (1.3 of 2.8 ms, cold) and its import 2.5 MB of the daemon's memory. psutil
+CPU (1.3 of 2.8 ms, cold) and its import about 1 MB of the daemon's memory. psutil
 stays for a kernel older than 3.14, which lacks ``MemAvailable``.
 """
 from __future__ import annotations
