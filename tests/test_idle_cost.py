@@ -360,3 +360,41 @@ def test_the_health_probe_keeps_one_thread_and_one_opener(tmp_path):
         backend.stop()
     assert [n for n in started if n.startswith("backend-health")] == ["backend-health"], started
     assert len(openers) == 1
+
+
+def test_ingestion_holds_no_batch_sized_buffer_between_runs(tmp_path):
+    """A backlog is read in batches of up to ``[rtf] batch_bytes`` (4 MiB by default), but what the
+    ingestor keeps between runs is sized for a live log's few lines, not for a batch."""
+    import gc
+    import tracemalloc
+
+    from ishowd import catalog
+    from ishowd.backend import ingest
+    from ishowd.store.writer import Store
+    from standin_backend import StandinBackend
+
+    log = tmp_path / "backend.log"
+    cfg = catalog.loads_config(f'[storage]\npath = "{tmp_path / "s.db"}"\n[rtf]\nlogs = ["{log}"]\n'
+                               'catchup_workers = 0\n', "test")
+    backend = StandinBackend(log).start(http=False)
+    store = Store(tmp_path / "s.db")
+    tracemalloc.start()
+    try:
+        ingestor = ingest.Ingestor(cfg, store)
+        requests = 0
+        while log.stat().st_size < 12 * ingest.QUICK_BYTES:        # a backlog well past the quick size
+            backend.synth(f"request {requests}")
+            requests += 1
+        ingestor.run()
+        backend.synth()
+        ingestor.run()
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+        with store.transaction() as conn:
+            stored = conn.execute("SELECT count(*) FROM rtf_records").fetchone()[0]
+    finally:
+        tracemalloc.stop()
+        backend.stop()
+        store.close()
+    assert stored == requests + 1
+    assert held < cfg.rtf.batch_bytes // 2, f"{held} bytes held after the backlog"

@@ -114,6 +114,13 @@ def _stat_signature(path: str):
 QUICK_BYTES = 64 << 10
 
 
+def _line_buffer(size: int) -> bytearray:
+    """Room for ``size`` bytes after a newline: the scanner wants the byte before the data to be one."""
+    buf = bytearray(size + 1)
+    buf[0] = 0x0A
+    return buf
+
+
 class Ingestor:
     def __init__(self, config, store):
         rtf = config.rtf
@@ -124,8 +131,10 @@ class Ingestor:
         self.rotated = list(rtf.rotated)
         self.follow_rotated = float(rtf.follow_rotated)
         self.store = store
-        self.buf = bytearray(self.batch + 1)
-        self.buf[0] = 0x0A          # the scanner wants the byte before the data to be a newline
+        # A live log grows by a few KiB between reads: this buffer serves those (a quick run's
+        # growth and the room kept for more). A backlog gets one of up to batch_bytes (4 MiB by
+        # default) for that read only: held for good, it was the largest part of the daemon's memory.
+        self.buf = _line_buffer(2 * QUICK_BYTES)
         self._emitted_at = 0.0
         self._moved = True
         self._warned: set = set()
@@ -289,39 +298,41 @@ class Ingestor:
 
     def _read(self, f, pos: Position, *, final: bool) -> None:
         """Read ``f`` from ``pos.offset`` in batches, committing each with the position after it."""
-        buf, view = self.buf, memoryview(self.buf)
+        buf = self.buf
         identity = (pos.role, pos.path, pos.dev, pos.inode)
         stored = self._stored(pos)
-        try:
-            while True:
-                size = os.fstat(f.fileno()).st_size
-                # still the file we follow? (a truncation between two batches stops us; the next run sees it)
-                head = follow.prefix(f, max(pos.fp_len, min(FP_BYTES, size)))
-                if hashlib.sha1(head[:pos.fp_len]).hexdigest() != pos.fingerprint:
-                    return
-                new_fp = (hashlib.sha1(head).hexdigest(), len(head))   # the fingerprint as the file now is
-                if not final and self.workers and size - pos.offset >= self.parallel_from \
-                        and stored == identity and new_fp == (pos.fingerprint, pos.fp_len):
-                    # then a serial batch: it may cross a cut
-                    catchup.read_parallel(f, pos, size, workers=self.workers, batch_bytes=self.batch,
-                                          ignore=self.ignore_patterns, commit=self._commit, bench=self.bench)
-                f.seek(pos.offset)
-                n = f.readinto(view[1:1 + self.batch]) or 0
-                last = n < self.batch
-                res = lf.scan_buffer(buf, 1, 1 + n, final=final and last, skip_line=bool(pos.skip_line),
-                                     ignore=self.ignore, bench=self.bench)
-                moved = res.consumed > 0
-                if moved or new_fp != (pos.fingerprint, pos.fp_len) or stored != identity:
-                    pos.fingerprint, pos.fp_len = new_fp
-                    pos.size = size
-                    if moved:
-                        pos.changed = time.time()
-                    self._commit(pos, scanworker.pack(res, pos.log))
-                    stored = identity
-                if last or not moved:
-                    return
-        finally:
-            view.release()
+        while True:
+            size = os.fstat(f.fileno()).st_size
+            # still the file we follow? (a truncation between two batches stops us; the next run sees it)
+            head = follow.prefix(f, max(pos.fp_len, min(FP_BYTES, size)))
+            if hashlib.sha1(head[:pos.fp_len]).hexdigest() != pos.fingerprint:
+                return
+            new_fp = (hashlib.sha1(head).hexdigest(), len(head))   # the fingerprint as the file now is
+            if not final and self.workers and size - pos.offset >= self.parallel_from \
+                    and stored == identity and new_fp == (pos.fingerprint, pos.fp_len):
+                # then a serial batch: it may cross a cut
+                catchup.read_parallel(f, pos, size, workers=self.workers, batch_bytes=self.batch,
+                                      ignore=self.ignore_patterns, commit=self._commit, bench=self.bench)
+            # what is there now, and room for a live log's growth since the fstat; at most a batch
+            cap = min(self.batch, max(0, size - pos.offset) + QUICK_BYTES)
+            if len(buf) <= cap:
+                buf = _line_buffer(cap)
+            f.seek(pos.offset)
+            with memoryview(buf) as view:
+                n = f.readinto(view[1:1 + cap]) or 0
+            last = n < cap
+            res = lf.scan_buffer(buf, 1, 1 + n, final=final and last, skip_line=bool(pos.skip_line),
+                                 ignore=self.ignore, bench=self.bench)
+            moved = res.consumed > 0
+            if moved or new_fp != (pos.fingerprint, pos.fp_len) or stored != identity:
+                pos.fingerprint, pos.fp_len = new_fp
+                pos.size = size
+                if moved:
+                    pos.changed = time.time()
+                self._commit(pos, scanworker.pack(res, pos.log))
+                stored = identity
+            if last or not moved:
+                return
 
     def _stored(self, pos: Position):
         with self.store.transaction() as conn:
