@@ -30,8 +30,6 @@ import threading
 import time
 from typing import Optional
 
-import click
-
 from .collectors import Collector, TickContext
 from .config import BUILTIN, Config, ConfigError, format_duration
 from .metrics import Sample
@@ -227,13 +225,11 @@ class Daemon:
     def run_forever(self) -> None:
         from concurrent.futures.thread import ThreadPoolExecutor
 
-        from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
-
         from .exporter import start as start_exporter
         from .jobs import scheduling
         from .mainloop import MainLoop
         from .notify import watchdog_timeout
-        from .schedule import SteadyScheduler
+        from .schedule import JobPool, SteadyScheduler
 
         self.notifier = Notifier.from_environment()
         watchdog = watchdog_timeout()
@@ -282,9 +278,8 @@ class Daemon:
     def _schedule_tasks(self) -> None:
         """Each task with an interval on the loop's grid. A calendar task (``cron()``) on APScheduler:
         run there in the jobs' pool."""
-        from apscheduler.triggers.cron import CronTrigger
-
         from .jobs import scheduling
+        from .schedule import CronTrigger
         for task in self.tasks:
             if task.after_tick:
                 continue
@@ -571,16 +566,22 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ishowd")
-def cli() -> None:
-    """ishowd: the iShowTTS monitoring and maintenance daemon."""
+def _parser():
+    # argparse, not click as ishowctl: the daemon has one command, and click is a megabyte of its memory
+    import argparse
+
+    top = argparse.ArgumentParser(prog="ishowd", description="ishowd: the iShowTTS monitoring and maintenance daemon.")
+    top.add_argument("--version", action="store_true", help="Show the version and exit.")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", help="run (the only one)")
+    run = commands.add_parser("run", help="Run the daemon in the foreground (what systemd starts).",
+                              description="Run the daemon in the foreground (what systemd starts).")
+    run.add_argument("--config", dest="config_path", metavar="PATH",
+                     help="Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults).")
+    run.add_argument("--once", action="store_true",
+                     help="Take one sample from every collector, run every task once, write, exit.")
+    return top
 
 
-@cli.command()
-@click.option("--config", "config_path", metavar="PATH",
-              help="Config file (default: $ISHOWD_CONFIG, else /etc/ishowd/ishowd.toml, else built-in defaults).")
-@click.option("--once", is_flag=True, help="Take one sample from every collector, run every task once, write, exit.")
 def run(config_path: Optional[str], once: bool) -> None:
     """Run the daemon in the foreground (what systemd starts)."""
     from .catalog import load_config
@@ -594,7 +595,7 @@ def run(config_path: Optional[str], once: bool) -> None:
         mapped = exit_for(exc)
         if mapped is None:
             raise
-        click.echo(("<3>" if stderr_is_journal() else "") + f"ishowd: {mapped[1]}", err=True)
+        print(("<3>" if stderr_is_journal() else "") + f"ishowd: {mapped[1]}", file=sys.stderr)
         sys.exit(mapped[0])
     try:
         if once:
@@ -607,8 +608,17 @@ def run(config_path: Optional[str], once: bool) -> None:
     sys.exit(daemon.exit_code)
 
 
-def main() -> None:
-    cli(prog_name="ishowd")
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)      # a usage error: the usage and exit 2
+    if args.version:
+        from .exporter import version
+        print(f"ishowd, version {version()}")
+    elif args.command == "run":
+        run(args.config_path, args.once)
+    else:
+        parser.print_help()
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,15 +20,58 @@ are not here but in the daemon's own loop on the monotonic clock
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from datetime import datetime
 from threading import TIMEOUT_MAX
 from typing import Callable
 
-from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.base import BaseTrigger
 
-from .mainloop import STEP_TOLERANCE
+def _import_apscheduler_without_asyncio() -> None:
+    """Import ``apscheduler.util`` with a stand-in for asyncio, which it imports (before Python 3.14)
+    for ``iscoroutinefunction`` alone: asyncio (and the ssl it brings) is 1.5 MB of the idle
+    daemon's memory, which runs no coroutine.
+
+    The stand-in answers as asyncio's function does: without asyncio loaded, no function can carry
+    asyncio's coroutine marker, so ``inspect``'s answer is asyncio's; once asyncio is loaded for
+    real, it asks asyncio. The stand-in is in ``sys.modules`` only during that import: any later
+    ``import asyncio`` gets the real one. Should an APScheduler release want more of asyncio at
+    import, it is imported again the ordinary way.
+    """
+    if sys.version_info >= (3, 14) or "asyncio" in sys.modules or "apscheduler.util" in sys.modules:
+        return
+    import inspect
+    import types
+
+    def iscoroutinefunction(func) -> bool:
+        real = sys.modules.get("asyncio")
+        if real is not None and real is not stand_in:
+            return real.iscoroutinefunction(func)
+        return inspect.iscoroutinefunction(func)
+
+    stand_in = types.ModuleType("asyncio", "stands in for asyncio while APScheduler is imported")
+    stand_in.iscoroutinefunction = iscoroutinefunction
+    sys.modules["asyncio"] = stand_in
+    try:
+        import apscheduler.util  # noqa: F401
+    except (ImportError, AttributeError):
+        for name in [n for n in sys.modules if n == "apscheduler" or n.startswith("apscheduler.")]:
+            del sys.modules[name]
+    finally:
+        if sys.modules.get("asyncio") is stand_in:
+            del sys.modules["asyncio"]
+
+
+_import_apscheduler_without_asyncio()
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobPool  # noqa: E402
+from apscheduler.schedulers.blocking import BlockingScheduler  # noqa: E402
+from apscheduler.triggers.base import BaseTrigger  # noqa: E402
+from apscheduler.triggers.cron import CronTrigger  # noqa: E402
+
+from .mainloop import STEP_TOLERANCE  # noqa: E402
+
+__all__ = ["CronTrigger", "CrontabTrigger", "JobPool", "SteadyScheduler"]
 
 log = logging.getLogger("ishowd.schedule")
 

@@ -138,15 +138,36 @@ def _commands(group: click.Group, prefix=()):
 
 
 def test_every_command_has_help_text():
-    from ishowd.daemon import cli as daemon_cli
-    for group in (cli, daemon_cli):
-        for path, cmd in _commands(group):
-            assert cmd.help and len(cmd.help.strip()) > 10, f"{' '.join(path)} has no help"
-            for param in cmd.params:
-                if isinstance(param, click.Option):
-                    assert param.help, f"{' '.join(path)} {param.opts} has no help"
-            result = CliRunner().invoke(group, [*path, "--help"])
-            assert result.exit_code == 0 and "Usage:" in result.output
+    for path, cmd in _commands(cli):
+        assert cmd.help and len(cmd.help.strip()) > 10, f"{' '.join(path)} has no help"
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{' '.join(path)} {param.opts} has no help"
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_the_daemons_command_line_has_help_and_refuses_what_it_does_not_know():
+    import argparse
+
+    from ishowd.daemon import _parser
+    parsers = [_parser()]
+    parsers += [p for a in parsers[0]._actions if isinstance(a, argparse._SubParsersAction)
+                for p in a.choices.values()]
+    for parser in parsers:
+        assert parser.description and len(parser.description) > 10, parser.prog
+        for action in parser._actions:
+            assert action.help, f"{parser.prog} {action.option_strings} has no help"
+    from ishowd.exporter import version
+    ishowd = entry_point("ishowd")
+    for argv in ([], ["--help"], ["run", "--help"], ["--version"]):
+        proc = run(ishowd, *argv)
+        assert proc.returncode == (2 if not argv else 0), (argv, proc.stderr)
+        assert ("usage: ishowd" in proc.stdout) == (argv != ["--version"]), proc.stdout
+    assert run(ishowd, "--version").stdout.strip() == f"ishowd, version {version()}"
+    for argv in (["runn"], ["run", "--bogus"], ["run", "--config"]):
+        proc = run(ishowd, *argv)
+        assert proc.returncode == 2 and "usage: ishowd" in proc.stderr and "Traceback" not in proc.stderr, argv
 
 
 def test_fast_paths_import_nothing_heavy(populated):

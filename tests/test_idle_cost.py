@@ -398,3 +398,38 @@ def test_ingestion_holds_no_batch_sized_buffer_between_runs(tmp_path):
         store.close()
     assert stored == requests + 1
     assert held < cfg.rtf.batch_bytes // 2, f"{held} bytes held after the backlog"
+
+
+def test_the_running_daemon_imports_neither_asyncio_nor_click(tmp_path):
+    """Memory is what modules cost: asyncio (which APScheduler 3 imports for one function, and which
+    brings ssl's) and click (ishowctl's) are 2.5 MB of the daemon's. Later code importing asyncio
+    gets the real one, and APScheduler's coroutine test answers as asyncio's does."""
+    import sys
+
+    cfg = write_config(tmp_path, sampling={"interval": "1h"})
+    cfg.write_text(cfg.read_text().replace('listen = ""', 'listen = "127.0.0.1:0"'))
+    err = tmp_path / "stderr"
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", entry_point("ishowd"), "run", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    try:
+        wait_for(lambda: "sampling every" in err.read_text(), what="the daemon to run")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    imported = {line.split("|")[-1].strip() for line in err.read_text().splitlines() if line.startswith("import time:")}
+    assert {"apscheduler.util", "prometheus_client", "sqlite3"} <= imported      # the parse sees what it should
+    assert not imported & {"asyncio", "click", "torch", "numpy", "matplotlib", "sqlalchemy"}
+
+    probe = ("import sys, ishowd.schedule, apscheduler.util as u\n"
+             "assert 'asyncio' not in sys.modules\n"
+             "import asyncio, functools, unittest.mock\n"
+             "assert asyncio.iscoroutinefunction is not u.iscoroutinefunction and hasattr(asyncio, 'run')\n"
+             "async def co(): pass\n"
+             "def plain(): pass\n"
+             "for f in (co, plain, functools.partial(co), unittest.mock.AsyncMock(), unittest.mock.Mock(), len):\n"
+             "    assert u.iscoroutinefunction(f) == asyncio.iscoroutinefunction(f), f\n"
+             "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -124,6 +124,20 @@ def test_only_the_catalog_and_the_daemon_import_the_plug_in_packages():
         assert not plugins, f"{name} imports plug-in modules {plugins}"
 
 
+def test_only_schedule_imports_apscheduler():
+    # schedule.py imports it without asyncio (1.5 MB of the daemon's memory): an import elsewhere,
+    # run first, would bring asyncio back
+    for name, path in MODULES.items():
+        if name == "ishowd.schedule":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = [n.module if isinstance(n, ast.ImportFrom) else a.name for n in ast.walk(tree)
+                 if isinstance(n, (ast.Import, ast.ImportFrom))
+                 for a in (n.names if isinstance(n, ast.Import) else [n])
+                 if ((n.module or "") if isinstance(n, ast.ImportFrom) else a.name).split(".")[0] == "apscheduler"]
+        assert not found, f"{name} imports {found}: import it from ishowd.schedule"
+
+
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["history", "memory_used_bytes"],
                                   ["rtf", "list"], ["alerts", "--all"], ["check"]])
 def test_the_read_commands_load_no_collector_and_no_task(tmp_path, args):
