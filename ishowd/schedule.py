@@ -29,8 +29,8 @@ from typing import Callable
 
 def _import_apscheduler_without_asyncio() -> None:
     """Import ``apscheduler.util`` with a stand-in for asyncio, which it imports (before Python 3.14)
-    for ``iscoroutinefunction`` alone: asyncio (and the ssl it brings) is 1.5 MB of the idle
-    daemon's memory, which runs no coroutine.
+    for ``iscoroutinefunction`` alone: asyncio is 1.5 MB of the idle daemon's memory (beyond the
+    ssl it imports, which the exporter's http.client brings anyway), and the daemon runs no coroutine.
 
     The stand-in answers as asyncio's function does: without asyncio loaded, no function can carry
     asyncio's coroutine marker, so ``inspect``'s answer is asyncio's; once asyncio is loaded for

@@ -401,8 +401,8 @@ def test_ingestion_holds_no_batch_sized_buffer_between_runs(tmp_path):
 
 
 def test_the_running_daemon_imports_neither_asyncio_nor_click(tmp_path):
-    """Memory is what modules cost: asyncio (which APScheduler 3 imports for one function, and which
-    brings ssl's) and click (ishowctl's) are 2.5 MB of the daemon's. Later code importing asyncio
+    """Memory is what modules cost: asyncio (which APScheduler 3 imports for one function) and click
+    (ishowctl's) are 2.5 MB of the daemon's. Later code importing asyncio
     gets the real one, and APScheduler's coroutine test answers as asyncio's does."""
     import sys
 
