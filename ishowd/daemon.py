@@ -612,8 +612,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)      # a usage error: the usage and exit 2
     if args.version:
-        from .exporter import version
-        print(f"ishowd, version {version()}")
+        from . import __version__
+        print(f"ishowd, version {__version__}")
     elif args.command == "run":
         run(args.config_path, args.once)
     else:

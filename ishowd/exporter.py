@@ -14,8 +14,8 @@ import logging
 import math
 import socket
 import ssl
+import socketserver
 import threading
-from importlib import metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, UnknownMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
@@ -34,14 +34,6 @@ log = logging.getLogger("ishowd.exporter")
 REQUEST_TIMEOUT = 10.0
 
 _FAMILY = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
-
-
-def version() -> str:
-    """The installed distribution's version; the package's own where it is not installed."""
-    try:
-        return metadata.version("ishowd")
-    except metadata.PackageNotFoundError:
-        return __version__
 
 
 def families(latest, histogram, registry, build_version: str) -> list:
@@ -87,7 +79,7 @@ class _StoreCollector:
 
     def __init__(self, server, store_path: str, registry):
         self.server, self.store_path, self.registry = server, store_path, registry
-        self.version = version()
+        self.version = __version__
 
     def collect(self):
         from .settings import stale_window
@@ -146,6 +138,13 @@ class _Server(ThreadingWSGIServer):
     request's thread (wrapping the listening socket would do it in the accept loop, where one
     silent client stops every scrape)."""
     tls: ssl.SSLContext | None = None
+
+    def server_bind(self):
+        # The stock bind asks DNS for the address's name (socket.getfqdn) only to put it in the
+        # WSGI environ: a lookup that can hang the start on a box with no DNS. The address does.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
 
     def finish_request(self, request, client_address):
         request.settimeout(REQUEST_TIMEOUT)
@@ -208,7 +207,7 @@ def start(config, store_path: str, registry) -> ThreadingWSGIServer | None:
     collectors.register(_StoreCollector(server, store_path, registry))
     def landing() -> bytes:  # the config of now: a reload swaps server.config
         from .landing import page
-        return page(server.config, store_path, version())
+        return page(server.config, store_path, __version__)
     server.set_app(_app(collectors, landing))
     # No poll timeout: the loop sleeps until a request (or stop()) wakes it, where the default
     # woke the daemon twice a second for nothing.

@@ -158,13 +158,13 @@ def test_the_daemons_command_line_has_help_and_refuses_what_it_does_not_know():
         assert parser.description and len(parser.description) > 10, parser.prog
         for action in parser._actions:
             assert action.help, f"{parser.prog} {action.option_strings} has no help"
-    from ishowd.exporter import version
+    from importlib.metadata import version  # the installed distribution's: one version, everywhere
     ishowd = entry_point("ishowd")
     for argv in ([], ["--help"], ["run", "--help"], ["--version"]):
         proc = run(ishowd, *argv)
         assert proc.returncode == (2 if not argv else 0), (argv, proc.stderr)
         assert ("usage: ishowd" in proc.stdout) == (argv != ["--version"]), proc.stdout
-    assert run(ishowd, "--version").stdout.strip() == f"ishowd, version {version()}"
+    assert run(ishowd, "--version").stdout.strip() == f"ishowd, version {version('ishowd')}"
     for argv in (["runn"], ["run", "--bogus"], ["run", "--config"]):
         proc = run(ishowd, *argv)
         assert proc.returncode == 2 and "usage: ishowd" in proc.stderr and "Traceback" not in proc.stderr, argv

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from .. import __version__
 from .app import AppContext
 
 # command name -> (module of this package, attribute)
@@ -80,7 +81,7 @@ def accept_config(cmd: click.Command) -> click.Command:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar=None, help=CONFIG_HELP)
-@click.version_option(package_name="ishowd")
+@click.version_option(__version__, prog_name="ishowctl")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Inspect and operate ishowd, the iShowTTS monitoring daemon."""
