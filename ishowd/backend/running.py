@@ -25,8 +25,27 @@ class Down(Exception):
 
 def opener():
     """A urllib opener that never goes through a proxy: build it once and probe with it again."""
+    import http.client
+    import socket
     import urllib.request
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def connect(address, *args, **kwargs):
+        # getaddrinfo() of a str host loads the idna codec (0.4 MB, kept for the daemon's life)
+        # even for 127.0.0.1; an ASCII name goes as bytes, which it takes as they are
+        host, port = address
+        return socket.create_connection((host.encode("ascii") if host.isascii() else host, port),
+                                        *args, **kwargs)
+
+    class Connection(http.client.HTTPConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Connection, req)
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), Handler)
 
 
 def health(url: str, timeout: float, through=None) -> dict:
