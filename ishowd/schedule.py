@@ -19,50 +19,84 @@ are not here but in the daemon's own loop on the monotonic clock
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import time
+import types
 from datetime import datetime
 from threading import TIMEOUT_MAX
 from typing import Callable
 
 
-def _import_apscheduler_without_asyncio() -> None:
-    """Import ``apscheduler.util`` with a stand-in for asyncio, which it imports (before Python 3.14)
-    for ``iscoroutinefunction`` alone: asyncio is 1.5 MB of the idle daemon's memory (beyond the
-    ssl it imports, which the exporter's http.client brings anyway), and the daemon runs no coroutine.
+class _Deferred(types.ModuleType):
+    """Stands in for a module APScheduler imports for a part of it the daemon never uses: an
+    attribute asked of it later is the real module's, imported then."""
 
-    The stand-in answers as asyncio's function does: without asyncio loaded, no function can carry
-    asyncio's coroutine marker, so ``inspect``'s answer is asyncio's; once asyncio is loaded for
-    real, it asks asyncio. The stand-in is in ``sys.modules`` only during that import: any later
-    ``import asyncio`` gets the real one. Should an APScheduler release want more of asyncio at
-    import, it is imported again the ordinary way.
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _stand_ins() -> dict:
+    """What APScheduler 3 imports that the daemon does not use, and what stands in for it during
+    that import (the memory each costs the idle daemon, measured in the running daemon):
+
+    - asyncio (1.5 MB with what it imports), before Python 3.14 for ``iscoroutinefunction`` alone.
+      The stand-in answers as asyncio's function does: without asyncio loaded, no function can
+      carry asyncio's coroutine marker, so ``inspect``'s answer is asyncio's; once asyncio is
+      loaded for real, it asks asyncio.
+    - multiprocessing and concurrent.futures.process (0.8 MB, pickle among them), for its
+      process-pool executor; the daemon runs its jobs in a thread pool (``JobPool``). An attribute
+      of multiprocessing asked later (the process pool's start) imports the real one.
+      ``BrokenProcessPool`` is only named in the process pool's ``except``: a class of the same
+      standing (a broken executor) stands in, so that pool, were it used here, would report a
+      broken pool instead of replacing it.
     """
-    if sys.version_info >= (3, 14) or "asyncio" in sys.modules or "apscheduler.util" in sys.modules:
-        return
+    import concurrent.futures
     import inspect
-    import types
 
     def iscoroutinefunction(func) -> bool:
         real = sys.modules.get("asyncio")
-        if real is not None and real is not stand_in:
+        if real is not None and real is not asyncio:
             return real.iscoroutinefunction(func)
         return inspect.iscoroutinefunction(func)
 
-    stand_in = types.ModuleType("asyncio", "stands in for asyncio while APScheduler is imported")
-    stand_in.iscoroutinefunction = iscoroutinefunction
-    sys.modules["asyncio"] = stand_in
+    asyncio = types.ModuleType("asyncio", "stands in for asyncio while APScheduler is imported")
+    asyncio.iscoroutinefunction = iscoroutinefunction
+    process = types.ModuleType("concurrent.futures.process", "stands in while APScheduler is imported")
+    process.BrokenProcessPool = type("BrokenProcessPool", (concurrent.futures.BrokenExecutor,),
+                                     {"__module__": process.__name__})
+    out = {"concurrent.futures.process": process, "multiprocessing": _Deferred("multiprocessing")}
+    if sys.version_info < (3, 14):
+        out["asyncio"] = asyncio
+    return out
+
+
+def _import_apscheduler_lean() -> None:
+    """Import APScheduler with ``_stand_ins()`` in ``sys.modules`` for the modules it would bring
+    and the daemon does not use. They are there during that import only: any later import of
+    those modules gets the real ones. One already imported for real is left as it is; should an
+    APScheduler release want more of them at import, it is imported again the ordinary way."""
+    if "apscheduler" in sys.modules:
+        return
+    placed = {name: mod for name, mod in _stand_ins().items() if name not in sys.modules}
+    sys.modules.update(placed)
     try:
+        import apscheduler.executors.pool  # noqa: F401
+        import apscheduler.schedulers.blocking  # noqa: F401
         import apscheduler.util  # noqa: F401
     except (ImportError, AttributeError):
         for name in [n for n in sys.modules if n == "apscheduler" or n.startswith("apscheduler.")]:
             del sys.modules[name]
     finally:
-        if sys.modules.get("asyncio") is stand_in:
-            del sys.modules["asyncio"]
+        for name, mod in placed.items():
+            if sys.modules.get(name) is mod:
+                del sys.modules[name]
 
 
-_import_apscheduler_without_asyncio()
+_import_apscheduler_lean()
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobPool  # noqa: E402
 from apscheduler.schedulers.blocking import BlockingScheduler  # noqa: E402
