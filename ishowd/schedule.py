@@ -24,6 +24,7 @@ import logging
 import sys
 import time
 import types
+from collections.abc import Mapping
 from datetime import datetime
 from threading import TIMEOUT_MAX
 from typing import Callable
@@ -47,6 +48,11 @@ def _stand_ins() -> dict:
       The stand-in answers as asyncio's function does: without asyncio loaded, no function can
       carry asyncio's coroutine marker, so ``inspect``'s answer is asyncio's; once asyncio is
       loaded for real, it asks asyncio.
+    - importlib.metadata (1 MB: zipfile, csv, email's header parsing), for APScheduler's own
+      version and its plugin tables (the names ``add_job(trigger="cron")`` and the like resolve),
+      both read while it is imported. The daemon hands it objects, never names. The stand-in finds
+      nothing; ``_defer_metadata`` then makes both read the real importlib.metadata when first
+      asked, so they answer as they would have.
     - multiprocessing and concurrent.futures.process (0.8 MB, pickle among them), for its
       process-pool executor; the daemon runs its jobs in a thread pool (``JobPool``). An attribute
       of multiprocessing asked later (the process pool's start) imports the real one.
@@ -68,10 +74,73 @@ def _stand_ins() -> dict:
     process = types.ModuleType("concurrent.futures.process", "stands in while APScheduler is imported")
     process.BrokenProcessPool = type("BrokenProcessPool", (concurrent.futures.BrokenExecutor,),
                                      {"__module__": process.__name__})
-    out = {"concurrent.futures.process": process, "multiprocessing": _Deferred("multiprocessing")}
+    metadata = types.ModuleType("importlib.metadata", "stands in while APScheduler is imported")
+    metadata.PackageNotFoundError = type("PackageNotFoundError", (ModuleNotFoundError,), {})
+    metadata.version = _not_found(metadata.PackageNotFoundError)
+    metadata.entry_points = lambda **params: ()
+    out = {"concurrent.futures.process": process, "multiprocessing": _Deferred("multiprocessing"),
+           "importlib.metadata": metadata}
     if sys.version_info < (3, 14):
         out["asyncio"] = asyncio
     return out
+
+
+def _not_found(error: type):
+    def version(name: str) -> str:
+        raise error(name)
+    return version
+
+
+class _Plugins(Mapping):
+    """One of APScheduler's plugin tables (name: entry point), read from importlib.metadata when
+    first asked."""
+
+    def __init__(self, group: str):
+        self.group, self._table = group, None
+
+    def _read(self) -> dict:
+        if self._table is None:
+            from importlib.metadata import entry_points
+            self._table = {ep.name: ep for ep in entry_points(group=self.group)}
+        return self._table
+
+    def __getitem__(self, name):
+        return self._read()[name]
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+def _version_attribute(name: str):
+    """APScheduler's ``version``, ``__version__``, ``version_info`` and ``release``, from its
+    distribution's metadata, as its ``__init__`` reckons them."""
+    if name not in ("version", "__version__", "version_info", "release"):
+        raise AttributeError(f"module 'apscheduler' has no attribute {name!r}")
+    from importlib import metadata
+    try:
+        release = metadata.version("APScheduler").split("-")[0]
+    except metadata.PackageNotFoundError:
+        release = "3.5.0"
+    info = tuple(int(x) if x.isdigit() else x for x in release.split("."))
+    return {"release": release, "version_info": info}.get(name, ".".join(str(x) for x in info[:3]))
+
+
+def _defer_metadata() -> None:
+    """After an import under the importlib.metadata stand-in: what APScheduler read from it is
+    read from the real module when first asked (module ``__getattr__``, lazy plugin tables)."""
+    import apscheduler
+    from apscheduler.schedulers.base import BaseScheduler
+    tables = ("_trigger_plugins", "_executor_plugins", "_jobstore_plugins")
+    if not all(isinstance(vars(BaseScheduler).get(t), dict) for t in tables):
+        raise AttributeError("APScheduler's plugin tables are not where they were")
+    for table, group in zip(tables, ("apscheduler.triggers", "apscheduler.executors", "apscheduler.jobstores")):
+        setattr(BaseScheduler, table, _Plugins(group))
+    for name in ("version", "__version__", "version_info", "release"):
+        vars(apscheduler).pop(name, None)
+    apscheduler.__getattr__ = _version_attribute
 
 
 def _import_apscheduler_lean() -> None:
@@ -87,6 +156,8 @@ def _import_apscheduler_lean() -> None:
         import apscheduler.executors.pool  # noqa: F401
         import apscheduler.schedulers.blocking  # noqa: F401
         import apscheduler.util  # noqa: F401
+        if "importlib.metadata" in placed:
+            _defer_metadata()
     except (ImportError, AttributeError):
         for name in [n for n in sys.modules if n == "apscheduler" or n.startswith("apscheduler.")]:
             del sys.modules[name]
