@@ -164,6 +164,23 @@ def test_a_kept_file_reads_procfs_anew_each_time():
     kept.close()
 
 
+def test_a_kept_kernel_table_is_read_with_one_call_a_file_still_checked(tmp_path, monkeypatch):
+    """A table the kernel writes cannot be unlinked: after the first read, each read is one pread.
+    A file (a fixture's) is still checked for being replaced, at every read."""
+    import os
+    (tmp_path / "loadavg").write_text("0.10 0.20 0.30 1/100 42\n")
+    proc, plain = KeptFile("/proc/self/stat"), KeptFile(str(tmp_path / "loadavg"))
+    proc.read(), plain.read()
+    calls = []
+    for name in ("fstat", "stat", "open", "pread"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    assert proc.read().startswith(str(os.getpid()).encode()) and calls == ["pread"]
+    calls.clear()
+    assert plain.read() == b"0.10 0.20 0.30 1/100 42\n" and calls == ["fstat", "pread"]
+    proc.close(), plain.close()
+
+
 def test_closing_the_collectors_closes_their_kept_descriptors(tmp_path):
     """A reload closes the collectors it replaces: no descriptor may outlive them."""
     from ishowd.collectors.procfs import ProcfsCollector
@@ -174,7 +191,7 @@ def test_closing_the_collectors_closes_their_kept_descriptors(tmp_path):
         list(c.collect(TickContext(now=time.time(), config=cfg)))
     kept = [v for c in made for v in vars(c).values() if isinstance(v, KeptFile)]
     fds = [k._fd for k in kept]
-    assert len(kept) == 6 and all(fd is not None for fd in fds)
+    assert len(kept) == 5 and all(fd is not None for fd in fds)     # uptime, under /proc, is a clock
     for c in made:
         c.close()
     for fd in fds:

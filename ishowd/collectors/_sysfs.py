@@ -72,18 +72,21 @@ class KeptFile:
     procfs tables, which exist as long as the kernel runs: a sysfs attribute can go
     with its device, and its reader must see it go. A file unlinked or renamed over
     (a fixture tree's, a copy's) has no links left: it is opened again by its path,
-    as is one whose read fails, so the error raised is the file's own. Raises OSError.
+    as is one whose read fails, so the error raised is the file's own. A table the kernel writes
+    (size 0, yet it reads) cannot be unlinked or renamed over: it is read without that check.
+    Raises OSError.
     """
-    __slots__ = ("path", "_fd")
+    __slots__ = ("path", "_fd", "_procfs")
 
     def __init__(self, path: str):
         self.path = path
         self._fd: int | None = None
+        self._procfs = False
 
     def read(self) -> bytes:
         if self._fd is not None:
             try:
-                if os.fstat(self._fd).st_nlink:
+                if self._procfs or os.fstat(self._fd).st_nlink:
                     return _pread_all(self._fd)
             except OSError:
                 pass
@@ -91,6 +94,8 @@ class KeptFile:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             data = _pread_all(fd)
+            # the kernel's tables say size 0 and still read: no fixture file or copy does
+            self._procfs = bool(data) and os.fstat(fd).st_size == 0
         except BaseException:
             os.close(fd)
             raise
