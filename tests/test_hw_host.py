@@ -327,3 +327,20 @@ def test_file_system_size_beside_its_free_space(tmp_path):
     for path, size in sizes.items():
         assert size == shutil.disk_usage(path).total
         assert got[("disk_free_bytes", (("path", path),))] <= size
+
+
+def test_uptime_under_the_kernels_proc_is_its_clock_and_agrees_with_the_file():
+    """Under /proc itself uptime comes from CLOCK_BOOTTIME, the clock the kernel writes
+    /proc/uptime from: the two agree (to the file's hundredths and the moment between them)."""
+    import time
+    cfg = catalog.loads_config('[host]\nprocfs_root = "/proc"\n', "<test>")
+    c = make("procfs", cfg)
+    assert c.setup() is None
+    with open("/proc/uptime") as f:
+        before = float(f.read().split()[0])
+    got = readings(c.collect(tick(cfg, time.time())))[("uptime_seconds", ())]
+    with open("/proc/uptime") as f:
+        after = float(f.read().split()[0])
+    assert before <= got <= after + 0.01
+    assert c._uptime is None           # no table is kept open for it
+    c.close()

@@ -3,7 +3,9 @@
 Read under ``[host] procfs_root``, each file once per tick:
 
 * ``loadavg``: ``load_average{window}`` for 1m, 5m, 15m;
-* ``uptime``: ``uptime_seconds``;
+* ``uptime``: ``uptime_seconds``. Under the kernel's own ``/proc`` the same figure is read from
+  the clock it comes from (``CLOCK_BOOTTIME``), which spares the kernel writing out the table and
+  its every CPU's idle time each tick;
 * ``stat``: ``btime``, ``boot_timestamp_seconds``. It is read at start and again only when the wall
   clock has stepped since (``now - uptime`` moved by more than 2 s: a Jetson without an RTC battery
   boots at a wrong time and NTP steps it, which moves btime too); the rest of the tick need not pay
@@ -22,6 +24,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import time
+from pathlib import Path
 from typing import Iterable
 
 from ..metrics import Sample
@@ -65,6 +69,9 @@ class ProcfsCollector(Collector):
         if not any(found.values()):
             return f"no loadavg, uptime, stat, net/dev or diskstats in {root}"
         # the tables read every tick through descriptors kept open; stat is read seldom
+        self._uptime_clock = bool(found["uptime"]) and root == Path("/proc")
+        if self._uptime_clock:
+            found["uptime"] = None
         self._loadavg, self._uptime, self._netdev, self._diskstats = (
             KeptFile(found[n]) if found[n] else None for n in ("loadavg", "uptime", "net/dev", "diskstats"))
         self._stat = found["stat"]
@@ -88,7 +95,7 @@ class ProcfsCollector(Collector):
         out: list[Sample] = []
         if self._loadavg:
             self._read_loadavg(out)
-        up = self._read_uptime(out) if self._uptime else None
+        up = self._read_uptime(out) if self._uptime or self._uptime_clock else None
         if self._stat:
             self._read_boot(out, ctx.now, up)
         if self._netdev:
@@ -107,7 +114,8 @@ class ProcfsCollector(Collector):
 
     def _read_uptime(self, out: list) -> float | None:
         try:
-            up = float(self._uptime.read().split()[0])
+            up = time.clock_gettime(time.CLOCK_BOOTTIME) if self._uptime_clock \
+                else float(self._uptime.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None
         out.append(Sample(UPTIME, up))
