@@ -32,7 +32,7 @@ from typing import Optional
 
 from .collectors import Collector, TickContext
 from .config import BUILTIN, Config, ConfigError, format_duration
-from .metrics import Sample
+from .metrics import NO_LABELS, Sample
 from .notify import Notifier
 from .specs.daemon import COLLECTOR_DURATION, COLLECTOR_SUCCESS
 from .store.errors import is_storage_failure
@@ -47,6 +47,9 @@ TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's a
 # A store renamed or deleted under the daemon is noticed within this (one stat of its path); at a
 # 1 s interval a stat each tick was a twentieth of the tick, cold.
 MOVED_CHECK_EVERY = 5.0
+# A sample's value is a finite number; these are checked without isinstance's walk.
+_NUMBERS = frozenset({float, int})
+isfinite = math.isfinite
 
 
 class Daemon:
@@ -134,9 +137,12 @@ class Daemon:
             label_sets = self._label_sets(c)
             for s in got:
                 try:
-                    names = label_sets.get(s.metric)
-                    good = names is not None and s.labels.keys() == names \
-                        and isinstance(s.value, (int, float)) and math.isfinite(s.value)
+                    # by the metric's name (a str hashes once; a Metric, a tuple, every time)
+                    want = label_sets.get(s.metric.name)
+                    labels, value = s.labels, s.value
+                    good = want is not None and (want[0] is s.metric or want[0] == s.metric) \
+                        and (labels is NO_LABELS and not want[1] or labels.keys() == want[1]) \
+                        and (value.__class__ in _NUMBERS or isinstance(value, (int, float))) and isfinite(value)
                 except (AttributeError, TypeError):   # not a Sample of a Metric, labels not a mapping
                     good = False
                 if good:
@@ -151,11 +157,11 @@ class Daemon:
         return batch
 
     def _label_sets(self, c: Collector) -> dict:
-        """What a sample of ``c`` is checked against, made once: each of its metrics with the label
-        names it takes; under None the labels of ``c``'s own duration and success."""
+        """What a sample of ``c`` is checked against, made once: by name, each of its metrics with
+        the label names it takes; under None the labels of ``c``'s own duration and success."""
         sets = self._checks.get(c)
         if sets is None:
-            sets = self._checks[c] = {m: frozenset(m.labels) for m in c.metrics}
+            sets = self._checks[c] = {m.name: (m, frozenset(m.labels)) for m in c.metrics}
             sets[None] = {"collector": c.name}
         return sets
 
