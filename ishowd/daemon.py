@@ -49,7 +49,7 @@ TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's a
 MOVED_CHECK_EVERY = 5.0
 # A sample's value is a finite number; these are checked without isinstance's walk.
 _NUMBERS = frozenset({float, int})
-isfinite = math.isfinite
+_isfinite = math.isfinite
 
 
 class Daemon:
@@ -142,7 +142,7 @@ class Daemon:
                     labels, value = s.labels, s.value
                     good = want is not None and (want[0] is s.metric or want[0] == s.metric) \
                         and (labels is NO_LABELS and not want[1] or labels.keys() == want[1]) \
-                        and (value.__class__ in _NUMBERS or isinstance(value, (int, float))) and isfinite(value)
+                        and (value.__class__ in _NUMBERS or isinstance(value, (int, float))) and _isfinite(value)
                 except (AttributeError, TypeError):   # not a Sample of a Metric, labels not a mapping
                     good = False
                 if good:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import socket
-import ssl
 import socketserver
+import ssl
 import threading
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, UnknownMetricFamily
