@@ -47,9 +47,6 @@ TICK_ORDER, TASK_ORDER = 1, 0   # in a wake-up the tasks run first: the tick's a
 # A store renamed or deleted under the daemon is noticed within this (one stat of its path); at a
 # 1 s interval a stat each tick was a twentieth of the tick, cold.
 MOVED_CHECK_EVERY = 5.0
-# A sample's value is a finite number; these are checked without isinstance's walk.
-_NUMBERS = frozenset({float, int})
-_isfinite = math.isfinite
 
 
 class Daemon:
@@ -140,9 +137,9 @@ class Daemon:
                     # by the metric's name (a str hashes once; a Metric, a tuple, every time)
                     want = label_sets.get(s.metric.name)
                     labels, value = s.labels, s.value
-                    good = want is not None and (want[0] is s.metric or want[0] == s.metric) \
+                    good = want is not None and want[0] == s.metric \
                         and (labels is NO_LABELS and not want[1] or labels.keys() == want[1]) \
-                        and (value.__class__ in _NUMBERS or isinstance(value, (int, float))) and _isfinite(value)
+                        and isinstance(value, (int, float)) and math.isfinite(value)
                 except (AttributeError, TypeError):   # not a Sample of a Metric, labels not a mapping
                     good = False
                 if good:
