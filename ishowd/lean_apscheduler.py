@@ -60,20 +60,18 @@ def _stand_ins() -> dict:
     process.BrokenProcessPool = type("BrokenProcessPool", (concurrent.futures.BrokenExecutor,),
                                      {"__module__": process.__name__})
     metadata = types.ModuleType("importlib.metadata", "stands in while APScheduler is imported")
-    metadata.PackageNotFoundError = type("PackageNotFoundError", (ModuleNotFoundError,), {})
-    metadata.version = _not_found(metadata.PackageNotFoundError)
+    metadata.PackageNotFoundError = not_found = type("PackageNotFoundError", (ModuleNotFoundError,), {})
+
+    def version(name: str) -> str:
+        raise not_found(name)
+
+    metadata.version = version
     metadata.entry_points = lambda **params: ()
     out = {"concurrent.futures.process": process, "multiprocessing": _Deferred("multiprocessing"),
            "importlib.metadata": metadata}
     if sys.version_info < (3, 14):
         out["asyncio"] = asyncio
     return out
-
-
-def _not_found(error: type):
-    def version(name: str) -> str:
-        raise error(name)
-    return version
 
 
 class _Plugins(Mapping):
