@@ -14,7 +14,7 @@ python=${PYTHON:-$here/.venv/bin/python}
 old=$(mktemp -d /tmp/idle_ab-XXXXXX)
 trap 'git -C "$here" worktree remove --force "$old" >/dev/null 2>&1 || true' EXIT
 git -C "$here" worktree add --detach -f "$old" "$rev" >/dev/null 2>&1
-"$python" -m compileall -q "$old/ishowd" "$here/ishowd" >/dev/null   # both from bytecode, as installed
+"$python" -m compileall -q "$old/ishowd" >/dev/null   # from bytecode, as installed (idle_cost.py does B's)
 for r in $(seq "$rounds"); do
   (cd "$old" && PYTHONPATH="$old" "$python" bench/idle_cost.py --intervals "$interval" --seconds "$seconds" \
      | grep -E '^(ishowd|collectd) +[0-9]' | sed "s/^/A $rev r$r /")
