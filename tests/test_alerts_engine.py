@@ -310,3 +310,72 @@ def test_window_keeps_first_value_of_a_repeated_timestamp_and_slides():
     assert w.aggregate("mean", 200, counter=False) is None and w.aggregate("count", 200, counter=False) == 0
     assert w.aggregate("increase", 200, counter=False) is None   # only the base (t=70) is left
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.95) == pytest.approx(3.85)
+
+
+def _summed_whole(w: Window, now: float, counter: bool) -> dict:
+    """What the window's values and base say, summed over the whole window (as before it kept sums)."""
+    inside, base = w.values(), w.base(now)
+    seq = ([] if base is None else [base]) + inside
+    if len(seq) < 2:
+        increase = None
+    elif not counter:
+        increase = seq[-1] - seq[0]
+    else:
+        increase = 0.0
+        for a, b in zip(seq, seq[1:]):
+            increase += (b - a) if b >= a else b
+    finite = all(math.isfinite(v) for v in inside)
+    mean = (math.fsum(inside) if finite else sum(inside)) / len(inside) if inside else None
+    return {"count": float(len(inside)), "mean": mean, "increase": increase}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_window_keeps_its_sums_as_it_slides_equal_to_summing_it_whole(seed):
+    """The running sum and rises agree, to the bit, with the sums taken over the whole window at every
+    step: samples in order, late, repeated, counters that reset, values that are not finite."""
+    rng = random.Random(seed)
+    counter = seed % 2 == 0
+    w = Window(50)
+    t, v = 1000.0, 0.0
+    for _ in range(1500):
+        r = rng.random()
+        if r < 0.08:
+            w.add(t - rng.randint(0, 70), float(rng.randint(0, 50)))   # late, repeated or before the window
+        else:
+            t += rng.choice([1, 2, 5])
+            if counter:
+                v = float(rng.randint(0, 3)) if rng.random() < 0.03 else v + rng.randint(0, 4)
+            else:
+                x = rng.uniform(-5, 5)            # values of every fineness: the kept sums change scale
+                v = rng.choice([round(x, 1), round(x, 2), x / 3, x * 2 ** -60, float(round(x * 1e6))])
+            if rng.random() < 0.01:
+                v = rng.choice([math.inf, -math.inf, math.nan])
+            w.add(t, v)
+        now = t + rng.choice([0, 0, 1])
+        w.advance(now)
+        want = _summed_whole(w, now, counter)
+        for name in ("count", "mean", "increase"):
+            got = w.aggregate(name, now, counter)
+            exp = want[name]
+            assert (got is None) == (exp is None), (name, now)
+            if got is not None:
+                assert got == exp or (math.isnan(got) and math.isnan(exp)), (name, now, got, exp)
+
+
+def test_a_full_window_is_judged_without_going_through_its_samples(monkeypatch):
+    """A day of samples at 1 s arriving in order is slid and judged from the running sums: the whole
+    window is recounted only for a late sample, and the samples are kept as 8-byte doubles."""
+    w = Window(86400)
+    for i in range(90000):
+        w.add(float(i), float(i // 7))
+        w.advance(float(i))
+    calls = []
+    monkeypatch.setattr(Window, "_recount", lambda self: calls.append(1))
+    for i in range(90000, 90100):
+        w.add(float(i), float(i // 7))
+        w.advance(float(i))
+        assert w.aggregate("increase", float(i), counter=True) == float(i // 7 - (i - 86400) // 7)
+        assert w.aggregate("mean", float(i), counter=False) is not None
+    assert calls == [] and w.vals.itemsize == 8 and w.ts.itemsize == 8
+    w.add(89999.5, 1.0)                 # a late one, inside the window
+    assert calls == [1]

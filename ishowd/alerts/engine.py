@@ -23,6 +23,7 @@ Each (rule, series) is in one state::
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -38,53 +39,112 @@ class Window:
 
     Kept sorted by timestamp; a timestamp seen twice keeps its first value (as
     the store does). ``lo`` marks the first sample still inside the window so
-    sliding it costs nothing until the list is compacted.
+    sliding it costs nothing until the arrays are compacted.
+
+    A window is judged after every tick and may hold a day of samples (86 400 at
+    a 1 s interval), so what the default rules ask of it costs the same at any
+    length: the sum of its values (``mean``) and a counter's rises between
+    neighbours (``increase``) are kept as samples come in and slide out. They are
+    kept exactly, as integers counting ``2**-scale`` (every finite float is a
+    whole number of such steps; a counter's step is 1), so the answer is the one
+    a sum over the whole window gives, to the last bit. A late sample landing
+    inside the window, or a value that is not finite, has them recounted whole.
+    The samples sit in ``array('d')``: 16 bytes each, not the 64 of two lists of
+    floats. ``max``, ``min`` and ``p95`` look at every value each time.
     """
-    __slots__ = ("length", "ts", "vals", "lo", "start", "base_ts", "base_val")
+    __slots__ = ("length", "ts", "vals", "lo", "start", "base_ts", "base_val", "total", "rises", "scale", "odd")
 
     def __init__(self, length: float):
         self.length = length
-        self.ts: list[float] = []
-        self.vals: list[float] = []
+        self.ts = array("d")
+        self.vals = array("d")
         self.lo = 0
         self.start: Optional[float] = None     # samples at or before this have slid out
         self.base_ts: Optional[float] = None   # the newest sample that slid out
         self.base_val: Optional[float] = None
+        self.total = 0                         # sum of vals[lo:], in steps of 2**-scale
+        self.rises = 0                         # sum of _rise(a, b) over neighbours in vals[lo:], likewise
+        self.scale = 0
+        self.odd = 0                           # not 0: a value inside is not finite; sums are recounted
 
     def add(self, t: float, v: float) -> None:
         if self.start is not None and t <= self.start:
             if self.base_ts is None or t > self.base_ts:
                 self.base_ts, self.base_val = t, v
             return
-        ts = self.ts
+        ts, vals = self.ts, self.vals
         if not ts or t > ts[-1]:
+            if not self.odd:
+                try:
+                    num, k = _ratio(v)
+                    rnum, rk = _ratio(_rise(vals[-1], v)) if len(vals) > self.lo else (0, 0)
+                    self._finer(max(k, rk))
+                    self.total += num << (self.scale - k)
+                    self.rises += rnum << (self.scale - rk)
+                except (OverflowError, ValueError):   # inf or nan (or a rise past the largest float)
+                    self.odd = 1
             ts.append(t)
-            self.vals.append(v)
+            vals.append(v)
             return
         i = bisect_left(ts, t, self.lo)
         if i < len(ts) and ts[i] == t:
             return
         ts.insert(i, t)
-        self.vals.insert(i, v)
+        vals.insert(i, v)
+        self._recount()                     # late: its neighbours' rises changed
 
     def advance(self, now: float) -> None:
         start = now - self.length
         if self.start is not None and start <= self.start:
             return
         self.start = start
-        ts, lo, n = self.ts, self.lo, len(self.ts)
+        ts, vals, lo, n = self.ts, self.vals, self.lo, len(self.ts)
+        first = lo
         while lo < n and ts[lo] <= start:
+            if not self.odd:     # what leaves was counted in when it came, in no finer steps than now
+                self.total -= self._steps(vals[lo])
+                if lo + 1 < n:
+                    self.rises -= self._steps(_rise(vals[lo], vals[lo + 1]))
             lo += 1
-        if lo != self.lo:
-            self.base_ts, self.base_val = ts[lo - 1], self.vals[lo - 1]
+        if lo != first:
+            self.base_ts, self.base_val = ts[lo - 1], vals[lo - 1]
             self.lo = lo
             if lo > 256 and lo * 2 > n:
                 del ts[:lo]
-                del self.vals[:lo]
+                del vals[:lo]
                 self.lo = 0
+            if self.odd:
+                self._recount()
+
+    def _finer(self, k: int) -> None:
+        """Count in steps of at most ``2**-k`` from now on."""
+        if k > self.scale:
+            self.total <<= k - self.scale
+            self.rises <<= k - self.scale
+            self.scale = k
+
+    def _steps(self, v: float) -> int:
+        """``v`` in steps of ``2**-scale``, the scale made finer first where ``v`` needs it (which
+        rescales ``total`` and ``rises``: call it before reading them)."""
+        num, k = _ratio(v)
+        self._finer(k)
+        return num << (self.scale - k)
+
+    def _recount(self) -> None:
+        vals = self.vals[self.lo:]
+        self.total = self.rises = self.scale = self.odd = 0
+        try:
+            for v in vals:
+                steps = self._steps(v)
+                self.total += steps
+            for a, b in zip(vals, vals[1:]):
+                steps = self._steps(_rise(a, b))
+                self.rises += steps
+        except (OverflowError, ValueError):
+            self.odd = 1
 
     def values(self) -> list[float]:
-        return self.vals[self.lo:]
+        return self.vals[self.lo:].tolist()
 
     def base(self, now: float) -> Optional[float]:
         if self.base_ts is not None and self.base_ts > now - self.length - BASE_LOOKBACK:
@@ -97,12 +157,14 @@ class Window:
         if name == "count":
             return float(n)
         if name == "increase":
-            return _increase(self.values(), self.base(now), counter)
+            return self._increase(n, self.base(now), counter)
         if n == 0:
             return None
-        vals = self.values()
         if name == "mean":
-            return math.fsum(vals) / n
+            if self.odd:        # an inf or nan inside: a plain sum, where inf - inf is nan (math.fsum raises)
+                return sum(self.vals[self.lo:]) / n
+            return self.total / (1 << self.scale) / n     # int / int is correctly rounded, as math.fsum is
+        vals = self.vals[self.lo:]
         if name == "max":
             return max(vals)
         if name == "min":
@@ -110,6 +172,37 @@ class Window:
         if name == "p95":
             return percentile(vals, 0.95)
         raise ValueError(f"unknown aggregate {name!r}")  # pragma: no cover - rules validate it
+
+    def _increase(self, n: int, base: Optional[float], counter: bool) -> Optional[float]:
+        """How much the value grew over the window, from its last reading before it when there is one.
+
+        A counter: the sum of its rises, where a fall is a reset (a restart) and
+        the new reading counts as risen from zero. A gauge: newest minus oldest.
+        None when fewer than two readings are known.
+        """
+        if n + (base is not None) < 2:
+            return None
+        first = self.vals[self.lo]
+        if not counter:
+            return self.vals[-1] - (first if base is None else base)
+        rise = 0.0 if base is None else _rise(base, first)
+        if self.odd or not math.isfinite(rise):
+            seq = ([] if base is None else [base]) + self.values()
+            return sum(_rise(a, b) for a, b in zip(seq, seq[1:]))
+        num, rk = _ratio(rise)                  # the rise from the base, in the same steps
+        k = max(rk, self.scale)
+        return ((self.rises << (k - self.scale)) + (num << (k - rk))) / (1 << k)
+
+
+def _ratio(v: float) -> tuple[int, int]:
+    """``v`` as ``num * 2**-k`` exactly. Raises for inf and nan."""
+    num, den = v.as_integer_ratio()         # den is a power of two
+    return num, den.bit_length() - 1
+
+
+def _rise(before: float, after: float) -> float:
+    """A counter's growth from one reading to the next: a fall is a reset, counted from zero."""
+    return after - before if after >= before else after
 
 
 def percentile(vals: list[float], q: float) -> float:
@@ -120,25 +213,6 @@ def percentile(vals: list[float], q: float) -> float:
     if i + 1 >= len(s):
         return s[-1]
     return s[i] + (s[i + 1] - s[i]) * (pos - i)
-
-
-def _increase(vals: list[float], base: Optional[float], counter: bool) -> Optional[float]:
-    """How much the value grew over the window, from its last reading before it when there is one.
-
-    A counter: the sum of its rises, where a fall is a reset (a restart) and
-    the new reading counts as risen from zero. A gauge: newest minus oldest.
-    None when fewer than two readings are known.
-    """
-    seq = vals if base is None else [base, *vals]
-    if len(seq) < 2:
-        return None
-    if not counter:
-        return seq[-1] - seq[0]
-    total, prev = 0.0, seq[0]
-    for v in seq[1:]:
-        total += v - prev if v >= prev else v
-        prev = v
-    return total
 
 
 @dataclass
